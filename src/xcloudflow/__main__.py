@@ -1,0 +1,5 @@
+"""`python -m xcloudflow` runs the `xcf` CLI."""
+
+from xcloudflow.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `xcf` command line."""

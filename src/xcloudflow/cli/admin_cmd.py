@@ -1,0 +1,142 @@
+"""Server-side commands that work on the database directly: server, db, keys."""
+
+from __future__ import annotations
+
+import typer
+
+from xcloudflow.cli.client import fail
+
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
+
+
+def server(
+    host: str = typer.Option(None, help="Address to listen on (XCF_HOST, default 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (XCF_PORT, default 8080)."),
+    workers: int = typer.Option(None, help="Worker processes (XCF_WORKERS, default 1)."),
+) -> None:
+    """Migrate the database, then serve the API, the Terraform backend and /metrics."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from xcloudflow.server.app import create_app, prepare
+    from xcloudflow.settings import Settings
+
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    workers = workers or settings.workers
+    generated = prepare(settings)
+    if generated:
+        typer.echo(
+            "Created the admin user. Its API token is shown once, keep it now:\n\n"
+            f"    {generated}\n\n"
+            "Use it as XCF_TOKEN for the CLI, or as the Terraform backend password.",
+            err=True,
+        )
+    typer.echo(f"xcf server on http://{host}:{port} (database {settings.resolved_database_url.split('@')[-1]})",
+               err=True)
+    if workers > 1:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="xcf-metrics-"))
+        uvicorn.run("xcloudflow.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=settings.log_level, proxy_headers=False)
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level, proxy_headers=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations up to REVISION (default head)."""
+    from xcloudflow.db import Database
+    from xcloudflow.db import migrate
+    from xcloudflow.settings import Settings
+
+    db = Database(Settings().resolved_database_url)
+    migrate.upgrade(db, revision)
+    typer.echo(f"database at {migrate.current_revision(db)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's migration and the code's head."""
+    from xcloudflow.db import Database
+    from xcloudflow.db import migrate
+    from xcloudflow.settings import Settings
+
+    db = Database(Settings().resolved_database_url)
+    typer.echo(f"current {migrate.current_revision(db)}; head {migrate.head_revision()}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    generate: bool = typer.Option(False, "--generate", help="Generate a new master key into the key file."),
+    new_key: str = typer.Option(None, "--new-key", envvar="XCF_NEW_ENCRYPTION_KEY",
+                                help="The new master key (base64 of 32 bytes)."),
+    data_keys: bool = typer.Option(False, "--data-keys", help="Also start new data key versions per organization."),
+) -> None:
+    """Re-wrap every organization's data keys with a new (or the current) master key.
+
+    With --generate or --new-key while the key file is in use, the file gets the new key and the old
+    key is kept beside it as master.key.old-<id> until you remove it. With XCF_ENCRYPTION_KEY, set it to
+    the new key afterwards and pass the old one in XCF_ENCRYPTION_OLD_KEYS until rotation is done.
+    """
+    import os
+
+    from xcloudflow.db import Database
+    from xcloudflow.errors import DomainError
+    from xcloudflow.iam.service import list_org_ids
+    from xcloudflow.keys import service as keys
+    from xcloudflow.keys.keyring import Keyring, decode_key, encode_key, key_id, write_key_file
+    from xcloudflow.settings import Settings
+
+    settings = Settings()
+    try:
+        keyring = Keyring.from_settings(settings, create=False)
+        fresh = None
+        if generate or new_key:
+            fresh = os.urandom(32) if generate else decode_key(new_key, source="--new-key")
+            keyring = Keyring(fresh, [*keyring.by_id.values()])
+        db = Database(settings.resolved_database_url)
+        with db.write() as session:
+            changed = keys.rotate_master(session=session, keyring=keyring)
+            if data_keys:
+                for org_id in list_org_ids(session=session):
+                    keys.rotate_data_key(session=session, keyring=keyring, org_id=org_id)
+        if fresh is not None:
+            if settings.encryption_key is None:
+                old = settings.key_file.read_text()
+                old_id = key_id(decode_key(old, source=str(settings.key_file)))
+                write_key_file(settings.key_file.with_name(f"{settings.key_file.name}.old-{old_id}"),
+                               decode_key(old, source="old key"))
+                write_key_file(settings.key_file, fresh)
+                typer.echo(f"new master key {key_id(fresh)} written to {settings.key_file}")
+            else:
+                typer.echo("set XCF_ENCRYPTION_KEY to the new key now:\n" + encode_key(fresh))
+        typer.echo(f"re-wrapped {changed} data keys under master key {keyring.current_id}")
+    except DomainError as exc:
+        fail(exc.message)
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """Show which master key wraps how many data keys."""
+    from xcloudflow.db import Database
+    from xcloudflow.keys import service as keys
+    from xcloudflow.keys.keyring import Keyring
+    from xcloudflow.settings import Settings
+
+    settings = Settings()
+    keyring = Keyring.from_settings(settings, create=False)
+    with Database(settings.resolved_database_url).read() as session:
+        usage = keys.master_key_usage(session=session)
+    typer.echo(f"current master key {keyring.current_id}")
+    for mk, n in sorted(usage.items()):
+        typer.echo(f"  {mk}: {n} data keys{' (current)' if mk == keyring.current_id else ''}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("server")(server)
+    app.add_typer(db_app, name="db")
+    app.add_typer(keys_app, name="keys")

@@ -1,0 +1,65 @@
+"""`xcf token ...` and `xcf user ...` (through the API)."""
+
+from __future__ import annotations
+
+import typer
+
+from xcloudflow.cli.client import Client
+from xcloudflow.cli.output import Format, emit
+
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
+OUTPUT = typer.Option(Format.table, "--output", "-o", help="table or json")
+
+
+def _client(ctx: typer.Context) -> Client:
+    return Client(ctx.obj["server"], ctx.obj["token"])
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: str = typer.Option(..., help="A name that says what the token is for."),
+    user: str = typer.Option(None, help="Owner (admins only; default: you)."),
+    expires_at: str = typer.Option(None, help="Expiry, ISO 8601 with zone, e.g. 2027-01-01T00:00:00Z."),
+    output: Format = OUTPUT,
+) -> None:
+    """Create a token; the secret is printed once."""
+    body = {"name": name, "user": user, "expires_at": expires_at}
+    created = _client(ctx).json("POST", "/api/v1/tokens", json={k: v for k, v in body.items() if v is not None})
+    if output is Format.json:
+        emit(created, output)
+    else:
+        typer.echo(f"token {created['id']} ({created['name']}) for {created['user']}:\n{created['token']}")
+        typer.echo("It is shown only now.", err=True)
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context, output: Format = OUTPUT) -> None:
+    """List tokens (admins see everyone's)."""
+    emit(_client(ctx).json("GET", "/api/v1/tokens"), output,
+         ["id", "name", "user", "prefix", "created_at", "expires_at", "revoked_at"])
+
+
+@token_app.command("revoke")
+def token_revoke(ctx: typer.Context, token_id: int = typer.Argument(...)) -> None:
+    """Revoke a token by id."""
+    revoked = _client(ctx).json("DELETE", f"/api/v1/tokens/{token_id}")
+    typer.echo(f"token {revoked['id']} revoked at {revoked['revoked_at']}")
+
+
+@user_app.command("create")
+def user_create(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    role: str = typer.Option("reader", help="admin, writer or reader"),
+    output: Format = OUTPUT,
+) -> None:
+    """Create a user in your organization with a role."""
+    emit(_client(ctx).json("POST", "/api/v1/users", json={"name": name, "role": role}), output)
+
+
+@user_app.command("list")
+def user_list(ctx: typer.Context, output: Format = OUTPUT) -> None:
+    """List the users of your organization."""
+    emit(_client(ctx).json("GET", "/api/v1/users"), output, ["name", "role", "created_at", "disabled"])

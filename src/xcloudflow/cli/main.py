@@ -1,0 +1,36 @@
+"""`xcf`: the XCloudFlow command line. Heavy modules are imported inside commands so --help is fast."""
+
+from __future__ import annotations
+
+import typer
+
+from xcloudflow.cli import admin_cmd, iam_cmd, state_cmd
+
+app = typer.Typer(
+    name="xcf",
+    help="XCloudFlow: self-hosted infrastructure control plane.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    server: str = typer.Option(None, envvar="XCF_SERVER", help="Server URL (default http://127.0.0.1:8080)."),
+    token: str = typer.Option(None, envvar="XCF_TOKEN", help="API token.", show_default=False),
+) -> None:
+    ctx.obj = {"server": server, "token": token}
+
+
+admin_cmd.register(app)
+app.add_typer(iam_cmd.token_app, name="token")
+app.add_typer(iam_cmd.user_app, name="user")
+app.add_typer(state_cmd.state_app, name="state")
+app.add_typer(state_cmd.pulumi_app, name="pulumi")
+app.command("backend-config")(state_cmd.backend_config)
+
+
+def main() -> None:
+    app()

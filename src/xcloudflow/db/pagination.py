@@ -1,0 +1,32 @@
+"""Opaque keyset cursors for `{"items": [...], "next_cursor": ...}` listings."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from xcloudflow.errors import Invalid
+
+MAX_LIMIT = 500
+
+
+def encode_cursor(key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> Any:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return json.loads(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise Invalid("cursor is not one this server handed out", details={"field": "cursor"}) from exc
+
+
+def check_limit(limit: int) -> int:
+    if limit < 1 or limit > MAX_LIMIT:
+        raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", details={"field": "limit"})
+    return limit

@@ -1,0 +1,1 @@
+"""Identity: organizations, users, role memberships and API tokens."""

@@ -1,0 +1,71 @@
+"""Identity I/O models and the authenticated principal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["admin", "writer", "reader"]
+ROLE_RANK = {"reader": 1, "writer": 2, "admin": 3}
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts as: a user, in one organization, with one role, through one token."""
+
+    user_id: int
+    user_name: str
+    org_id: int
+    org_name: str
+    role: str
+    token_id: int
+
+    def has(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    role: Role = "reader"
+
+
+class UserOut(BaseModel):
+    name: str
+    role: str
+    created_at: datetime
+    disabled: bool
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    user: str | None = Field(default=None, description="owner; defaults to the caller (admins only)")
+    expires_at: datetime | None = None
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    user: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret; shown only in this answer")
+
+
+class WhoAmI(BaseModel):
+    user: str
+    organization: str
+    role: str
+    token_id: int

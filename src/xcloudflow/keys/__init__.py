@@ -1,0 +1,1 @@
+"""Envelope encryption: per-organization data keys wrapped by the master key."""

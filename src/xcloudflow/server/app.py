@@ -1,0 +1,145 @@
+"""The FastAPI application factory.
+
+`prepare(settings)` migrates and bootstraps (run once by `xcf server` before serving);
+`create_app(settings)` builds the app for an already prepared database. Nothing happens at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from xcloudflow import __version__
+from xcloudflow.audit.api import router as audit_router
+from xcloudflow.audit.schemas import AuditContext
+from xcloudflow.db import Database
+from xcloudflow.db import migrate as migrations
+from xcloudflow.iam import service as iam
+from xcloudflow.iam.api import router as iam_router
+from xcloudflow.iam.schemas import Principal
+from xcloudflow.keys.keyring import Keyring
+from xcloudflow.server import errors
+from xcloudflow.server.deps import AppContext, app_context, principal
+from xcloudflow.server.middleware import RequestContextMiddleware
+from xcloudflow.settings import Settings
+from xcloudflow.state import service as state
+from xcloudflow.state.api import router as stacks_router
+from xcloudflow.state.backend_api import router as backend_router
+
+log = logging.getLogger("xcloudflow.server")
+
+
+def prepare(settings: Settings) -> str | None:
+    """Migrate to head, make sure the master key exists, bootstrap identity.
+
+    Returns a generated admin token when this start created the admin without XCF_BOOTSTRAP_TOKEN.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    Keyring.from_settings(settings)
+    db = Database(settings.resolved_database_url)
+    try:
+        migrations.upgrade(db)
+        token = settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
+        with db.write() as session:
+            return iam.bootstrap(session=session, token=token)
+    finally:
+        db.dispose()
+
+
+def _maintenance(ctx: AppContext) -> None:
+    with ctx.db.write() as session:
+        purged = state.purge_expired(
+            session=session,
+            ctx=AuditContext(actor="system", org_id=None),
+            retention_days=ctx.settings.state_retention_days,
+        )
+    if purged:
+        log.info("purged %d stacks deleted more than %d days ago", purged, ctx.settings.state_retention_days)
+
+
+async def _maintenance_loop(ctx: AppContext) -> None:
+    while True:
+        try:
+            await run_in_threadpool(_maintenance, ctx)
+        except Exception:
+            log.exception("maintenance run failed")
+        await asyncio.sleep(ctx.settings.maintenance_interval_seconds)
+
+
+def create_app(settings: Settings, *, maintenance: bool = True) -> FastAPI:
+    ctx = AppContext(settings=settings, db=Database(settings.resolved_database_url),
+                     keyring=Keyring.from_settings(settings, create=False))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_maintenance_loop(ctx)) if maintenance else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            ctx.db.dispose()
+
+    app = FastAPI(
+        title="XCloudFlow",
+        version=__version__,
+        description="Self-hosted infrastructure control plane: Terraform/Pulumi state service.",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.get("/healthz", tags=["health"], summary="The process is up")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="The database is reachable and migrated to head")
+    def readyz(request: Request) -> JSONResponse:
+        db = app_context(request).db
+        try:
+            db.ping()
+            current, head = migrations.current_revision(db), migrations.head_revision()
+        except Exception as exc:
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse(errors.error_body("not_ready", "database unreachable"), status_code=503)
+        if current != head:
+            return JSONResponse(
+                errors.error_body("not_ready", f"database at migration {current}, expected {head}"),
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "migration": current})
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (any valid token)")
+    def metrics(_who: Principal = Depends(principal)) -> Response:
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(iam_router)
+    app.include_router(audit_router)
+    app.include_router(stacks_router)
+    app.include_router(backend_router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers (`--workers N`): settings come from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,71 @@
+"""Request dependencies: the application context and the authenticated principal.
+
+Tokens come as `Authorization: Bearer <token>` (API) or HTTP basic auth with the token as password and
+any username (Terraform's http backend, GitLab's convention). Both are accepted on every route.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from xcloudflow.audit.schemas import AuditContext
+from xcloudflow.db import Database
+from xcloudflow.errors import Unauthorized
+from xcloudflow.iam import service as iam
+from xcloudflow.iam.schemas import Principal
+from xcloudflow.keys.keyring import Keyring
+from xcloudflow.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    keyring: Keyring
+
+
+def app_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def _token_from(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("authentication required: send an API token as a Bearer token or as the basic-auth password")
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer" and value.strip():
+        return value.strip()
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise Unauthorized("malformed basic auth header") from exc
+        _, _, password = decoded.partition(":")
+        if password:
+            return password
+        raise Unauthorized("basic auth needs the API token as the password")
+    raise Unauthorized("unsupported Authorization scheme: use Bearer or Basic")
+
+
+def principal(request: Request) -> Principal:
+    ctx = app_context(request)
+    token = _token_from(request)
+    with ctx.db.read() as session:
+        who = iam.authenticate(session=session, token=token)
+    request.state.principal = who
+    return who
+
+
+def audit_context(request: Request, who: Principal) -> AuditContext:
+    return AuditContext(
+        actor=who.user_name,
+        org_id=who.org_id,
+        request_id=getattr(request.state, "request_id", None),
+        client_ip=request.client.host if request.client else None,
+    )

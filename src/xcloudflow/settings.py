@@ -1,0 +1,54 @@
+"""All configuration of XCloudFlow, read once from `XCF_*` environment variables.
+
+Nothing here opens a database or touches the disk at import time: `Settings()` is built by the entry
+point (CLI, server factory, tests) and passed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="XCF_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".xcloudflow")
+    database_url: str | None = None
+    bootstrap_token: SecretStr | None = None
+    encryption_key: SecretStr | None = None
+    # Old master keys (base64, comma-separated) still accepted for unwrapping data keys during rotation.
+    encryption_old_keys: SecretStr | None = None
+    state_max_bytes: int = 256 * 1024 * 1024
+    state_retention_days: int = 30
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    log_level: str = "info"
+    # Purge loop interval for soft-deleted stacks past retention.
+    maintenance_interval_seconds: float = 3600.0
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _expand(cls, value: object) -> object:
+        if isinstance(value, str):
+            return Path(value).expanduser()
+        if isinstance(value, Path):
+            return value.expanduser()
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the plain libpq form and use psycopg 3.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{self.data_dir / 'xcloudflow.db'}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "master.key"

@@ -1,0 +1,1 @@
+"""State service: versioned Terraform and Pulumi state, locks, rollback, outputs."""
