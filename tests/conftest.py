@@ -38,7 +38,9 @@ def _pg_admin_url() -> str:
 
 
 def _sa_url(url: str, database: str | None = None) -> str:
-    u = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url)
+    u = make_url(
+        url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
+    )
     if database:
         u = u.set(database=database)
     return u.render_as_string(hide_password=False)
@@ -83,11 +85,15 @@ def _truncate(url: str) -> None:
         tables = [
             r[0]
             for r in session.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'alembic_version'")
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"
+                )
             )
         ]
         if tables:
-            session.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            session.execute(
+                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            )
     db.dispose()
 
 
@@ -177,7 +183,9 @@ def live_server(settings: Settings, db: Database) -> Iterator[str]:
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, maintenance=False), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings, maintenance=False), host="127.0.0.1", port=port, log_level="warning"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -34,8 +34,12 @@ def tf_state(
                 "instances": [
                     {
                         "schema_version": 0,
-                        "attributes": {"id": str(uuid.uuid5(uuid.NAMESPACE_OID, name)), "input": value,
-                                       "output": value, "triggers_replace": None},
+                        "attributes": {
+                            "id": str(uuid.uuid5(uuid.NAMESPACE_OID, name)),
+                            "input": value,
+                            "output": value,
+                            "triggers_replace": None,
+                        },
                         "sensitive_attributes": [],
                     }
                 ],
@@ -75,18 +79,38 @@ def pulumi_export(bucket_name: str = "b-123", version: int = 3) -> dict[str, Any
             "manifest": {"time": "2026-11-20T10:00:00Z", "magic": "f1e2", "version": "v3.140.0"},
             "secrets_providers": {"type": "passphrase", "state": {"salt": "v1:abc:def"}},
             "resources": [
-                {"urn": stack_urn, "custom": False, "type": "pulumi:pulumi:Stack",
-                 "outputs": {"bucket": bucket_name,
-                             "dbPassword": {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
-                                            "ciphertext": "v1:xyz"}}},
-                {"urn": provider_urn, "custom": True, "id": "0b7a-provider", "type": "pulumi:providers:aws",
-                 "inputs": {"region": "eu-west-1"}, "outputs": {"region": "eu-west-1"}},
-                {"urn": "urn:pulumi:dev::shop::aws:s3/bucket:Bucket::site", "custom": True, "id": bucket_name,
-                 "type": "aws:s3/bucket:Bucket", "parent": stack_urn,
-                 "provider": f"{provider_urn}::0b7a-provider",
-                 "inputs": {"bucket": bucket_name}, "outputs": {"bucket": bucket_name,
-                                                                "arn": f"arn:aws:s3:::{bucket_name}"},
-                 "dependencies": [], "propertyDependencies": {}},
+                {
+                    "urn": stack_urn,
+                    "custom": False,
+                    "type": "pulumi:pulumi:Stack",
+                    "outputs": {
+                        "bucket": bucket_name,
+                        "dbPassword": {
+                            "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+                            "ciphertext": "v1:xyz",
+                        },
+                    },
+                },
+                {
+                    "urn": provider_urn,
+                    "custom": True,
+                    "id": "0b7a-provider",
+                    "type": "pulumi:providers:aws",
+                    "inputs": {"region": "eu-west-1"},
+                    "outputs": {"region": "eu-west-1"},
+                },
+                {
+                    "urn": "urn:pulumi:dev::shop::aws:s3/bucket:Bucket::site",
+                    "custom": True,
+                    "id": bucket_name,
+                    "type": "aws:s3/bucket:Bucket",
+                    "parent": stack_urn,
+                    "provider": f"{provider_urn}::0b7a-provider",
+                    "inputs": {"bucket": bucket_name},
+                    "outputs": {"bucket": bucket_name, "arn": f"arn:aws:s3:::{bucket_name}"},
+                    "dependencies": [],
+                    "propertyDependencies": {},
+                },
             ],
         },
     }

@@ -13,4 +13,6 @@ HTTP_LATENCY = Histogram(
 )
 STATE_WRITES = Counter("xcf_state_writes_total", "State versions written", ["tool", "source"])
 STATE_WRITE_BYTES = Counter("xcf_state_write_bytes_total", "Bytes of state written", ["tool"])
-STATE_LOCK_CONFLICTS = Counter("xcf_state_lock_conflicts_total", "Lock or write refused: held by another", ["tool"])
+STATE_LOCK_CONFLICTS = Counter(
+    "xcf_state_lock_conflicts_total", "Lock or write refused: held by another", ["tool"]
+)

@@ -19,8 +19,11 @@ def test_writes_are_audited_with_request_context(admin: TestClient) -> None:
 
 def test_incoming_request_id_is_kept(admin: TestClient) -> None:
     post_state(admin, tf_state())
-    resp = admin.post("/api/v1/stacks/terraform/net/prod/rollback", json={"version": 1},
-                      headers={"X-Request-ID": "trace-42"})
+    resp = admin.post(
+        "/api/v1/stacks/terraform/net/prod/rollback",
+        json={"version": 1},
+        headers={"X-Request-ID": "trace-42"},
+    )
     assert resp.headers["x-request-id"] == "trace-42"
 
 
@@ -36,12 +39,15 @@ def test_filters_and_pagination(admin: TestClient) -> None:
     page = admin.get("/api/v1/audit-logs", params={"action": "state.", "limit": 2}).json()
     got = [e["details"]["version"] for e in page["items"]]
     while page["next_cursor"]:
-        page = admin.get("/api/v1/audit-logs",
-                         params={"action": "state.", "limit": 2, "cursor": page["next_cursor"]}).json()
+        page = admin.get(
+            "/api/v1/audit-logs", params={"action": "state.", "limit": 2, "cursor": page["next_cursor"]}
+        ).json()
         got += [e["details"]["version"] for e in page["items"]]
     assert got == [5, 4, 3, 2, 1]
     assert admin.get("/api/v1/audit-logs", params={"actor": "nobody"}).json()["items"] == []
-    assert len(admin.get("/api/v1/audit-logs", params={"resource": "stack/terraform/net"}).json()["items"]) == 5
+    assert (
+        len(admin.get("/api/v1/audit-logs", params={"resource": "stack/terraform/net"}).json()["items"]) == 5
+    )
     assert admin.get("/api/v1/audit-logs", params={"since": "not-a-date"}).status_code == 422
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from xcloudflow.cli.main import app
 from tests.conftest import ADMIN_TOKEN
 from tests.factories import body, pulumi_export, tf_state
+from xcloudflow.cli.main import app
 
 runner = CliRunner()
 
@@ -40,7 +40,12 @@ def test_state_lifecycle(live_server: str, state_file: Path, tmp_path: Path) -> 
     code, out = xcf(live_server, "state", "diff", "1", "2", "-p", "net", "-s", "prod")
     assert "+ terraform_data.b" in out and "~ terraform_data.a" in out
     pulled = tmp_path / "pulled.json"
-    assert xcf(live_server, "state", "pull", "-p", "net", "-s", "prod", "--version", "1", "--out", str(pulled))[0] == 0
+    assert (
+        xcf(live_server, "state", "pull", "-p", "net", "-s", "prod", "--version", "1", "--out", str(pulled))[
+            0
+        ]
+        == 0
+    )
     assert json.loads(pulled.read_bytes())["serial"] == 1
     code, out = xcf(live_server, "state", "rollback", "1", "-p", "net", "-s", "prod")
     assert code == 0 and "serial 3" in out
@@ -61,7 +66,9 @@ def test_lock_unlock_and_show(live_server: str, state_file: Path) -> None:
     code, out = xcf(live_server, "state", "push", str(state_file), "-p", "net", "-s", "prod")
     assert code == 1 and "423" in out
     assert xcf(live_server, "state", "unlock", "-p", "net", "-s", "prod")[0] == 2
-    assert xcf(live_server, "state", "unlock", "-p", "net", "-s", "prod", "--lock-id", lock_id.strip())[0] == 0
+    assert (
+        xcf(live_server, "state", "unlock", "-p", "net", "-s", "prod", "--lock-id", lock_id.strip())[0] == 0
+    )
     xcf(live_server, "state", "lock", "-p", "net", "-s", "prod")
     assert xcf(live_server, "state", "unlock", "-p", "net", "-s", "prod", "--force")[0] == 0
 
@@ -93,7 +100,9 @@ def test_users_and_tokens(live_server: str) -> None:
 def test_pulumi_import_export_and_missing_cli(live_server: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     doc = tmp_path / "stack.json"
     doc.write_bytes(body(pulumi_export()))
-    assert xcf(live_server, "state", "import", "--tool", "pulumi", str(doc), "-p", "shop", "-s", "dev")[0] == 0
+    assert (
+        xcf(live_server, "state", "import", "--tool", "pulumi", str(doc), "-p", "shop", "-s", "dev")[0] == 0
+    )
     code, out = xcf(live_server, "state", "export", "--tool", "pulumi", "-p", "shop", "-s", "dev")
     assert out.encode() == doc.read_bytes()
     monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi here
@@ -112,7 +121,25 @@ def test_help_is_fast_to_import() -> None:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "xcloudflow", "--help"],
-                         capture_output=True, text=True, check=True)
-    heavy = [line for line in out.stderr.splitlines() if line.rstrip().endswith(("| fastapi", "| sqlalchemy", "| uvicorn"))]
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "xcloudflow", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    heavy = [
+        line
+        for line in out.stderr.splitlines()
+        if line.rstrip().endswith(("| fastapi", "| sqlalchemy", "| uvicorn"))
+    ]
     assert heavy == []
+
+
+def test_org_create_server_side(settings, db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("XCF_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("XCF_DATA_DIR", str(settings.data_dir))
+    result = runner.invoke(app, ["org", "create", "team-b", "--admin", "bob"])
+    assert result.exit_code == 0, result.output
+    assert "xcf_" in result.output
+    assert runner.invoke(app, ["org", "create", "team-b", "--admin", "bob"]).exit_code == 1
+    assert runner.invoke(app, ["org", "create", "bad/name", "--admin", "bob"]).exit_code == 2

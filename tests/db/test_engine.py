@@ -48,4 +48,7 @@ def test_concurrent_writers_do_not_lose_updates(db: Database) -> None:
     for t in threads:
         t.join()
     with db.read() as session:
-        assert session.scalars(select(Organization.name).where(Organization.name.like("counter-%"))).one() == "counter-40"
+        assert (
+            session.scalars(select(Organization.name).where(Organization.name.like("counter-%"))).one()
+            == "counter-40"
+        )

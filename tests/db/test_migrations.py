@@ -9,8 +9,7 @@ import xcloudflow.audit.models
 import xcloudflow.iam.models
 import xcloudflow.keys.models
 import xcloudflow.state.models  # noqa: F401 - registers the tables
-from xcloudflow.db import Base, Database
-from xcloudflow.db import migrate
+from xcloudflow.db import Base, Database, migrate
 
 
 def test_migrated_database_matches_models(database_url: str) -> None:

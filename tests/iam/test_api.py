@@ -11,8 +11,12 @@ from xcloudflow.iam.models import ApiToken
 
 
 def test_whoami(admin: TestClient, anon: TestClient) -> None:
-    assert admin.get("/api/v1/whoami").json() == {"user": "admin", "organization": "default", "role": "admin",
-                                                   "token_id": 1}
+    assert admin.get("/api/v1/whoami").json() == {
+        "user": "admin",
+        "organization": "default",
+        "role": "admin",
+        "token_id": 1,
+    }
     assert anon.get("/api/v1/whoami").status_code == 401
 
 
@@ -39,7 +43,10 @@ def test_expired_token_is_401(admin: TestClient, anon: TestClient, db: Database)
 def test_token_bad_input(admin: TestClient) -> None:
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     assert admin.post("/api/v1/tokens", json={"name": "x", "expires_at": past}).status_code == 400
-    assert admin.post("/api/v1/tokens", json={"name": "x", "expires_at": "2030-01-01T00:00:00"}).status_code == 400
+    assert (
+        admin.post("/api/v1/tokens", json={"name": "x", "expires_at": "2030-01-01T00:00:00"}).status_code
+        == 400
+    )
     assert admin.post("/api/v1/tokens", json={"name": ""}).status_code == 422
     assert admin.post("/api/v1/tokens", json={"name": "x", "user": "nobody"}).status_code == 404
     assert admin.post("/api/v1/tokens", json={"name": "x", "bogus": 1}).status_code == 422
@@ -68,6 +75,11 @@ def test_non_admins_manage_only_their_tokens(admin: TestClient, writer: TestClie
 
 
 def test_identity_routes_need_auth(anon: TestClient) -> None:
-    for method, path in [("GET", "/api/v1/users"), ("POST", "/api/v1/users"), ("GET", "/api/v1/tokens"),
-                         ("POST", "/api/v1/tokens"), ("DELETE", "/api/v1/tokens/1")]:
+    for method, path in [
+        ("GET", "/api/v1/users"),
+        ("POST", "/api/v1/users"),
+        ("GET", "/api/v1/tokens"),
+        ("POST", "/api/v1/tokens"),
+        ("DELETE", "/api/v1/tokens/1"),
+    ]:
         assert anon.request(method, path, json={"name": "x"}).status_code == 401, path

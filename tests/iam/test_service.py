@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import ADMIN_TOKEN
 from xcloudflow.db import Database
 from xcloudflow.errors import Invalid, Unauthorized
 from xcloudflow.iam import service as iam
-from tests.conftest import ADMIN_TOKEN
 
 
 def test_bootstrap_runs_once(db: Database) -> None:

@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from tests.factories import tf_state
+from tests.state.test_backend_api import post_state
 from xcloudflow.db import Database
 from xcloudflow.errors import Invalid
 from xcloudflow.keys import service as keys
@@ -17,8 +19,6 @@ from xcloudflow.keys.keyring import Keyring
 from xcloudflow.keys.models import OrgDataKey
 from xcloudflow.settings import Settings
 from xcloudflow.state.models import StateVersion
-from tests.factories import tf_state
-from tests.state.test_backend_api import post_state
 
 
 def test_database_alone_reveals_no_secret(admin: TestClient, db: Database) -> None:
@@ -46,7 +46,9 @@ def test_bad_master_key_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-u
         Keyring.from_settings(Settings(data_dir=tmp_path, encryption_key="!!!"))
 
 
-def test_rotate_master_rewraps_and_old_content_still_reads(admin: TestClient, db: Database, settings: Settings) -> None:
+def test_rotate_master_rewraps_and_old_content_still_reads(
+    admin: TestClient, db: Database, settings: Settings
+) -> None:
     assert post_state(admin, tf_state(serial=1)).status_code == 200
     before = admin.get("/terraform/state/net/prod").content
     old = Keyring.from_settings(settings)
@@ -67,7 +69,9 @@ def test_rotate_master_rewraps_and_old_content_still_reads(admin: TestClient, db
     assert before.startswith(b"{")
 
 
-def test_rotate_data_key_new_writes_use_new_version(admin: TestClient, db: Database, settings: Settings) -> None:
+def test_rotate_data_key_new_writes_use_new_version(
+    admin: TestClient, db: Database, settings: Settings
+) -> None:
     assert post_state(admin, tf_state(serial=1)).status_code == 200
     ring = Keyring.from_settings(settings)
     with db.write() as session:

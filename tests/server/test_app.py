@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from xcloudflow.db import Database
-from xcloudflow.db import migrate
-from xcloudflow.server.app import create_app
-from xcloudflow.settings import Settings
 from tests.factories import tf_state
 from tests.state.test_backend_api import post_state
+from xcloudflow.db import Database, migrate
+from xcloudflow.server.app import create_app
+from xcloudflow.settings import Settings
 
 
 def test_health_and_ready(anon: TestClient) -> None:
@@ -27,8 +26,11 @@ def test_not_ready_when_migrations_behind(settings: Settings, db: Database) -> N
 
 
 def test_not_ready_when_database_unreachable(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    settings = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
-                        encryption_key="MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+        encryption_key="MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    )
     with TestClient(create_app(settings, maintenance=False)) as client:
         resp = client.get("/readyz")
         assert resp.status_code == 503

@@ -15,10 +15,20 @@ API = "/api/v1/stacks/terraform/net/prod"
 
 def seed_versions(client: TestClient) -> None:
     assert post_state(client, tf_state(serial=1, resources={"a": "one", "b": "two"})).status_code == 200
-    assert post_state(client, tf_state(serial=2, resources={"a": "one", "b": "changed", "c": "new"},
-                                       outputs={"plain": {"value": "v", "type": "string"},
-                                                "pw": {"value": "hunter2", "type": "string",
-                                                       "sensitive": True}})).status_code == 200
+    assert (
+        post_state(
+            client,
+            tf_state(
+                serial=2,
+                resources={"a": "one", "b": "changed", "c": "new"},
+                outputs={
+                    "plain": {"value": "v", "type": "string"},
+                    "pw": {"value": "hunter2", "type": "string", "sensitive": True},
+                },
+            ),
+        ).status_code
+        == 200
+    )
 
 
 def test_stack_detail_and_versions(admin: TestClient) -> None:
@@ -37,7 +47,9 @@ def test_stack_detail_and_versions(admin: TestClient) -> None:
 
 def test_lock_holder_and_age_shown(admin: TestClient) -> None:
     seed_versions(admin)
-    assert admin.request("LOCK", "/terraform/state/net/prod", json=lock_info(who="ci@runner")).status_code == 200
+    assert (
+        admin.request("LOCK", "/terraform/state/net/prod", json=lock_info(who="ci@runner")).status_code == 200
+    )
     lock = admin.get(API).json()["lock"]
     assert lock["Who"] == "ci@runner" and lock["actor"] == "admin" and lock["age_seconds"] >= 0
 
@@ -52,8 +64,13 @@ def test_list_stacks_filters_and_cursor(admin: TestClient) -> None:
         page = admin.get("/api/v1/stacks", params={"limit": 2, "cursor": page["next_cursor"]}).json()
         seen += [s["stack"] for s in page["items"]]
     assert seen == ["s0", "s1", "s2", "s3", "s4", "dev"]
-    assert [s["stack"] for s in admin.get("/api/v1/stacks", params={"project": "proj1"}).json()["items"]] == ["s1", "s3"]
-    assert [s["tool"] for s in admin.get("/api/v1/stacks", params={"tool": "pulumi"}).json()["items"]] == ["pulumi"]
+    assert [s["stack"] for s in admin.get("/api/v1/stacks", params={"project": "proj1"}).json()["items"]] == [
+        "s1",
+        "s3",
+    ]
+    assert [s["tool"] for s in admin.get("/api/v1/stacks", params={"tool": "pulumi"}).json()["items"]] == [
+        "pulumi"
+    ]
     assert admin.get("/api/v1/stacks", params={"tool": "chef"}).status_code == 400
     assert admin.get("/api/v1/stacks", params={"cursor": "!!"}).status_code == 400
     assert admin.get("/api/v1/stacks", params={"limit": 0}).status_code == 400
@@ -94,7 +111,10 @@ def test_rollback_refused_while_locked_and_bad_requests(admin: TestClient) -> No
     assert admin.post(API + "/rollback", json={"version": 99, "lock_id": info["ID"]}).status_code == 404
     assert admin.post(API + "/rollback", json={"version": "x"}).status_code == 422
     assert admin.post(API + "/rollback", json={"version": 1, "extra": 1}).status_code == 422
-    assert admin.post(API + "/rollback", content=b"{", headers={"Content-Type": "application/json"}).status_code == 422
+    assert (
+        admin.post(API + "/rollback", content=b"{", headers={"Content-Type": "application/json"}).status_code
+        == 422
+    )
     assert admin.get(API).json()["head_version"] == 3
 
 
@@ -150,11 +170,21 @@ def test_unknown_stack_and_tool(admin: TestClient) -> None:
 
 def test_pulumi_round_trip_and_bad_documents(admin: TestClient) -> None:
     data = body(pulumi_export())
-    assert admin.put("/pulumi/state/shop/dev", content=data,
-                     headers={"Content-MD5": md5_header(data)}).status_code == 200
+    assert (
+        admin.put(
+            "/pulumi/state/shop/dev", content=data, headers={"Content-MD5": md5_header(data)}
+        ).status_code
+        == 200
+    )
     assert admin.get("/pulumi/state/shop/dev").content == data
-    assert admin.put("/pulumi/state/shop/dev", content=body(pulumi_export("b-456", version=4))).status_code == 200
-    assert [v["version"] for v in admin.get("/api/v1/stacks/pulumi/shop/dev/versions").json()["items"]] == [2, 1]
+    assert (
+        admin.put("/pulumi/state/shop/dev", content=body(pulumi_export("b-456", version=4))).status_code
+        == 200
+    )
+    assert [v["version"] for v in admin.get("/api/v1/stacks/pulumi/shop/dev/versions").json()["items"]] == [
+        2,
+        1,
+    ]
     diff = admin.get("/api/v1/stacks/pulumi/shop/dev/diff", params={"from": 1, "to": 2}).json()
     assert "urn:pulumi:dev::shop::aws:s3/bucket:Bucket::site" in diff["changed"]
     for bad, why in [
@@ -187,12 +217,18 @@ ROUTES = [
     ("POST", API + "/restore", None),
     ("DELETE", API + "/versions/1", None),
 ]
-WRITES = {("POST", API + "/rollback"), ("DELETE", API), ("POST", API + "/restore"), ("DELETE", API + "/versions/1")}
+WRITES = {
+    ("POST", API + "/rollback"),
+    ("DELETE", API),
+    ("POST", API + "/restore"),
+    ("DELETE", API + "/versions/1"),
+}
 
 
 @pytest.mark.parametrize(("method", "path", "payload"), ROUTES)
-def test_every_route_needs_auth_and_role(anon: TestClient, reader: TestClient, admin: TestClient,
-                                         method: str, path: str, payload: object) -> None:
+def test_every_route_needs_auth_and_role(
+    anon: TestClient, reader: TestClient, admin: TestClient, method: str, path: str, payload: object
+) -> None:
     seed_versions(admin)
     assert anon.request(method, path, json=payload).status_code == 401
     resp = reader.request(method, path, json=payload)

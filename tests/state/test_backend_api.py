@@ -14,12 +14,17 @@ from tests.factories import body, lock_info, md5_header, tf_state
 URL = "/terraform/state/net/prod"
 
 
-def post_state(client: TestClient, doc: object, *, url: str = URL, lock_id: str | None = None,
-               md5: str | None = None) -> object:
+def post_state(
+    client: TestClient, doc: object, *, url: str = URL, lock_id: str | None = None, md5: str | None = None
+) -> object:
     data = body(doc) if not isinstance(doc, bytes) else doc
     params = {"ID": lock_id} if lock_id else None
-    return client.post(url, content=data, params=params,
-                       headers={"Content-MD5": md5 or md5_header(data), "Content-Type": "application/json"})
+    return client.post(
+        url,
+        content=data,
+        params=params,
+        headers={"Content-MD5": md5 or md5_header(data), "Content-Type": "application/json"},
+    )
 
 
 def basic(token: str) -> dict[str, str]:
@@ -51,7 +56,10 @@ def test_post_then_get_returns_exact_bytes_with_md5(admin: TestClient) -> None:
 
 def test_basic_auth_any_username(anon: TestClient) -> None:
     assert anon.get(URL, headers=basic(ADMIN_TOKEN)).status_code == 204
-    assert anon.get(URL, headers={"Authorization": "Basic " + base64.b64encode(b"u:").decode()}).status_code == 401
+    assert (
+        anon.get(URL, headers={"Authorization": "Basic " + base64.b64encode(b"u:").decode()}).status_code
+        == 401
+    )
 
 
 def test_missing_and_bad_token_are_401_with_basic_challenge(anon: TestClient) -> None:
@@ -108,8 +116,12 @@ def test_force_unlock_with_empty_chunked_body(writer: TestClient, admin: TestCli
     def chunks():  # what `terraform force-unlock` sends: chunked, empty, with an MD5 of nothing
         yield b""
 
-    resp = writer.request("UNLOCK", URL, content=chunks(),
-                          headers={"Content-Type": "application/json", "Content-MD5": md5_header(b"")})
+    resp = writer.request(
+        "UNLOCK",
+        URL,
+        content=chunks(),
+        headers={"Content-Type": "application/json", "Content-MD5": md5_header(b"")},
+    )
     assert resp.status_code == 200, resp.text
     assert admin.get("/api/v1/stacks/terraform/net/prod").json()["lock"] is None
     forced = admin.get("/api/v1/audit-logs", params={"action": "state.force_unlock"}).json()["items"]
@@ -131,7 +143,9 @@ def test_reader_cannot_force_unlock(reader: TestClient, admin: TestClient) -> No
         ("/terraform/state/net/prod/lock", "DELETE", "/terraform/state/net/prod/lock"),
     ],
 )
-def test_seed_and_gitlab_lock_paths(admin: TestClient, lock_path: str, unlock_method: str, unlock_path: str) -> None:
+def test_seed_and_gitlab_lock_paths(
+    admin: TestClient, lock_path: str, unlock_method: str, unlock_path: str
+) -> None:
     info = lock_info()
     assert admin.post(lock_path, json=info).status_code == 200
     assert admin.post(lock_path, json=lock_info()).json()["ID"] == info["ID"]
@@ -165,7 +179,9 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(("data", "status", "message"), BAD_BODIES)
-def test_bad_bodies_are_refused_and_change_nothing(admin: TestClient, data: bytes, status: int, message: str) -> None:
+def test_bad_bodies_are_refused_and_change_nothing(
+    admin: TestClient, data: bytes, status: int, message: str
+) -> None:
     good = body(tf_state(serial=1))
     assert post_state(admin, good).status_code == 200
     resp = post_state(admin, data)
@@ -235,26 +251,23 @@ def test_revoked_token_is_401(admin: TestClient, writer: TestClient) -> None:
 
 
 def test_organizations_do_not_see_each_other(admin: TestClient, db) -> None:  # type: ignore[no-untyped-def]
-    from xcloudflow.iam.models import ApiToken, Membership, Organization, User
-    from xcloudflow.iam.service import hash_token
+    from xcloudflow.audit.schemas import AuditContext
+    from xcloudflow.iam import service as iam
 
     assert post_state(admin, tf_state()).status_code == 200
-    # A second organization, made through the same tables the service uses (no org API yet).
     with db.write() as session:
-        org = Organization(name="other")
-        user = User(name="mallory")
-        session.add_all([org, user])
-        session.flush()
-        session.add(Membership(user_id=user.id, org_id=org.id, role="admin"))
-        session.add(ApiToken(user_id=user.id, org_id=org.id, name="t", token_hash=hash_token("xcf_other_" + "o" * 30),
-                             prefix="xcf_othe"))
+        token = iam.create_organization(
+            session=session, ctx=AuditContext(actor="test", org_id=None), name="other", admin_name="mallory"
+        )
     other = TestClient(admin.app, raise_server_exceptions=False)
-    other.headers["Authorization"] = "Bearer xcf_other_" + "o" * 30
+    other.headers["Authorization"] = f"Bearer {token}"
     assert other.get(URL).status_code == 204
     assert other.get("/api/v1/stacks").json()["items"] == []
     assert other.get("/api/v1/stacks/terraform/net/prod").status_code == 404
+    assert other.get("/api/v1/audit-logs").json()["items"][0]["action"] == "iam.org.create"
     assert post_state(other, tf_state(serial=9)).status_code == 200
     assert json.loads(admin.get(URL).content)["serial"] == 1
+    assert json.loads(other.get(URL).content)["serial"] == 9
 
 
 def test_delete_on_backend_path_soft_deletes(admin: TestClient) -> None:

@@ -30,6 +30,15 @@ def list_audit_logs(
 ) -> AuditLogPage:
     require(who, "admin", action="reading the audit log")
     with app_context(request).db.read() as session:
-        return service.list_logs(session=session, org_id=who.org_id, action=action, actor=actor,
-                                 resource=resource, result=result, since=since, until=until,
-                                 cursor=cursor, limit=limit)
+        return service.list_logs(
+            session=session,
+            org_id=who.org_id,
+            action=action,
+            actor=actor,
+            resource=resource,
+            result=result,
+            since=since,
+            until=until,
+            cursor=cursor,
+            limit=limit,
+        )

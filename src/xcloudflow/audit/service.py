@@ -58,8 +58,10 @@ def list_logs(
     check_limit(limit)
     stmt = select(AuditLog).where(AuditLog.org_id == org_id)
     if action:
-        stmt = stmt.where(AuditLog.action.startswith(action)) if action.endswith(".") else stmt.where(
-            AuditLog.action == action
+        stmt = (
+            stmt.where(AuditLog.action.startswith(action))
+            if action.endswith(".")
+            else stmt.where(AuditLog.action == action)
         )
     if actor:
         stmt = stmt.where(AuditLog.actor == actor)

@@ -8,6 +8,7 @@ from xcloudflow.cli.client import fail
 
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
+org_app = typer.Typer(help="Organizations (server-side: works on the database).", no_args_is_help=True)
 
 
 def server(
@@ -36,21 +37,31 @@ def server(
             "Use it as XCF_TOKEN for the CLI, or as the Terraform backend password.",
             err=True,
         )
-    typer.echo(f"xcf server on http://{host}:{port} (database {settings.resolved_database_url.split('@')[-1]})",
-               err=True)
+    typer.echo(
+        f"xcf server on http://{host}:{port} (database {settings.resolved_database_url.split('@')[-1]})",
+        err=True,
+    )
     if workers > 1:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="xcf-metrics-"))
-        uvicorn.run("xcloudflow.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=settings.log_level, proxy_headers=False)
+        uvicorn.run(
+            "xcloudflow.server.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level,
+            proxy_headers=False,
+        )
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level, proxy_headers=False)
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_level=settings.log_level, proxy_headers=False
+        )
 
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply migrations up to REVISION (default head)."""
-    from xcloudflow.db import Database
-    from xcloudflow.db import migrate
+    from xcloudflow.db import Database, migrate
     from xcloudflow.settings import Settings
 
     db = Database(Settings().resolved_database_url)
@@ -61,8 +72,7 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's migration and the code's head."""
-    from xcloudflow.db import Database
-    from xcloudflow.db import migrate
+    from xcloudflow.db import Database, migrate
     from xcloudflow.settings import Settings
 
     db = Database(Settings().resolved_database_url)
@@ -72,9 +82,12 @@ def db_current() -> None:
 @keys_app.command("rotate")
 def keys_rotate(
     generate: bool = typer.Option(False, "--generate", help="Generate a new master key into the key file."),
-    new_key: str = typer.Option(None, "--new-key", envvar="XCF_NEW_ENCRYPTION_KEY",
-                                help="The new master key (base64 of 32 bytes)."),
-    data_keys: bool = typer.Option(False, "--data-keys", help="Also start new data key versions per organization."),
+    new_key: str = typer.Option(
+        None, "--new-key", envvar="XCF_NEW_ENCRYPTION_KEY", help="The new master key (base64 of 32 bytes)."
+    ),
+    data_keys: bool = typer.Option(
+        False, "--data-keys", help="Also start new data key versions per organization."
+    ),
 ) -> None:
     """Re-wrap every organization's data keys with a new (or the current) master key.
 
@@ -108,8 +121,10 @@ def keys_rotate(
             if settings.encryption_key is None:
                 old = settings.key_file.read_text()
                 old_id = key_id(decode_key(old, source=str(settings.key_file)))
-                write_key_file(settings.key_file.with_name(f"{settings.key_file.name}.old-{old_id}"),
-                               decode_key(old, source="old key"))
+                write_key_file(
+                    settings.key_file.with_name(f"{settings.key_file.name}.old-{old_id}"),
+                    decode_key(old, source="old key"),
+                )
                 write_key_file(settings.key_file, fresh)
                 typer.echo(f"new master key {key_id(fresh)} written to {settings.key_file}")
             else:
@@ -136,7 +151,37 @@ def keys_status() -> None:
         typer.echo(f"  {mk}: {n} data keys{' (current)' if mk == keyring.current_id else ''}")
 
 
+@org_app.command("create")
+def org_create(
+    name: str = typer.Argument(..., help="Organization name."),
+    admin: str = typer.Option(..., "--admin", help="Its first admin user (created if new)."),
+) -> None:
+    """Create an organization and its first admin; prints the admin's token once."""
+    import re
+
+    from xcloudflow.audit.schemas import AuditContext
+    from xcloudflow.db import Database
+    from xcloudflow.errors import DomainError
+    from xcloudflow.iam import service as iam
+    from xcloudflow.iam.schemas import NAME_PATTERN
+    from xcloudflow.settings import Settings
+
+    for value, what in ((name, "organization name"), (admin, "--admin")):
+        if not re.match(NAME_PATTERN, value):
+            fail(f"{what} {value!r} is not a valid name (letters, digits, '.', '_', '@', '-')", 2)
+    db = Database(Settings().resolved_database_url)
+    try:
+        with db.write() as session:
+            token = iam.create_organization(
+                session=session, ctx=AuditContext(actor="cli", org_id=None), name=name, admin_name=admin
+            )
+    except DomainError as exc:
+        fail(exc.message)
+    typer.echo(f"organization {name} created; token of {admin} (shown once):\n{token}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("server")(server)
     app.add_typer(db_app, name="db")
     app.add_typer(keys_app, name="keys")
+    app.add_typer(org_app, name="org")

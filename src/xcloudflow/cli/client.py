@@ -27,7 +27,9 @@ class Client:
             base_url=self.server, headers={"Authorization": f"Bearer {self.token}"}, timeout=timeout
         )
 
-    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 204), **kw: Any) -> httpx.Response:
+    def request(
+        self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 204), **kw: Any
+    ) -> httpx.Response:
         try:
             resp = self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:

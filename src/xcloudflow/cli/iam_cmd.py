@@ -26,7 +26,9 @@ def token_create(
 ) -> None:
     """Create a token; the secret is printed once."""
     body = {"name": name, "user": user, "expires_at": expires_at}
-    created = _client(ctx).json("POST", "/api/v1/tokens", json={k: v for k, v in body.items() if v is not None})
+    created = _client(ctx).json(
+        "POST", "/api/v1/tokens", json={k: v for k, v in body.items() if v is not None}
+    )
     if output is Format.json:
         emit(created, output)
     else:
@@ -37,8 +39,11 @@ def token_create(
 @token_app.command("list")
 def token_list(ctx: typer.Context, output: Format = OUTPUT) -> None:
     """List tokens (admins see everyone's)."""
-    emit(_client(ctx).json("GET", "/api/v1/tokens"), output,
-         ["id", "name", "user", "prefix", "created_at", "expires_at", "revoked_at"])
+    emit(
+        _client(ctx).json("GET", "/api/v1/tokens"),
+        output,
+        ["id", "name", "user", "prefix", "created_at", "expires_at", "revoked_at"],
+    )
 
 
 @token_app.command("revoke")

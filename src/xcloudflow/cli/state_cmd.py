@@ -39,8 +39,11 @@ def _backend(tool: str, project: str, stack: str) -> str:
 
 @state_app.command("list")
 def state_list(
-    ctx: typer.Context, tool: str = typer.Option(None, "--tool"), project: str = typer.Option(None, "--project"),
-    include_deleted: bool = typer.Option(False, "--include-deleted"), output: Format = OUTPUT,
+    ctx: typer.Context,
+    tool: str = typer.Option(None, "--tool"),
+    project: str = typer.Option(None, "--project"),
+    include_deleted: bool = typer.Option(False, "--include-deleted"),
+    output: Format = OUTPUT,
 ) -> None:
     """List stacks."""
     client = _client(ctx)
@@ -57,12 +60,17 @@ def state_list(
     for item in items:
         lock = item.get("lock")
         item["locked_by"] = lock["Who"] if isinstance(lock, dict) else None
-    emit(items, output, ["tool", "project", "stack", "head_version", "serial", "size", "updated_at", "locked_by"])
+    emit(
+        items,
+        output,
+        ["tool", "project", "stack", "head_version", "serial", "size", "updated_at", "locked_by"],
+    )
 
 
 @state_app.command("show")
-def state_show(ctx: typer.Context, project: str = PROJECT, stack: str = STACK, tool: str = TOOL,
-               output: Format = OUTPUT) -> None:
+def state_show(
+    ctx: typer.Context, project: str = PROJECT, stack: str = STACK, tool: str = TOOL, output: Format = OUTPUT
+) -> None:
     """Show a stack: head version, serial, lineage, size, lock holder and age."""
     data = _client(ctx).json("GET", _api(tool, project, stack))
     if output is Format.json:
@@ -71,12 +79,20 @@ def state_show(ctx: typer.Context, project: str = PROJECT, stack: str = STACK, t
     lock = data.pop("lock")
     emit(data, output)
     if lock:
-        typer.echo(f"locked by {lock['Who']} (ID {lock['ID']}, {lock['Operation']}) for {lock['age_seconds']:.0f}s")
+        typer.echo(
+            f"locked by {lock['Who']} (ID {lock['ID']}, {lock['Operation']}) for {lock['age_seconds']:.0f}s"
+        )
 
 
 @state_app.command("versions")
-def state_versions(ctx: typer.Context, project: str = PROJECT, stack: str = STACK, tool: str = TOOL,
-                   limit: int = typer.Option(50), output: Format = OUTPUT) -> None:
+def state_versions(
+    ctx: typer.Context,
+    project: str = PROJECT,
+    stack: str = STACK,
+    tool: str = TOOL,
+    limit: int = typer.Option(50),
+    output: Format = OUTPUT,
+) -> None:
     """List versions, newest first."""
     page = _client(ctx).json("GET", _api(tool, project, stack) + "/versions", params={"limit": limit})
     emit(page["items"], output, ["version", "serial", "lineage", "size", "actor", "source", "created_at"])
@@ -104,12 +120,21 @@ def _download(client: Client, path: str, dest: Path | None) -> None:
 
 
 @state_app.command("pull")
-def state_pull(ctx: typer.Context, project: str = PROJECT, stack: str = STACK, tool: str = TOOL,
-               version: int = typer.Option(None, help="A version (default: the head)."),
-               out: Path = typer.Option(None, "--out", help="File to write (default: stdout).")) -> None:
+def state_pull(
+    ctx: typer.Context,
+    project: str = PROJECT,
+    stack: str = STACK,
+    tool: str = TOOL,
+    version: int = typer.Option(None, help="A version (default: the head)."),
+    out: Path = typer.Option(None, "--out", help="File to write (default: stdout)."),
+) -> None:
     """Print (or save) a state's exact bytes."""
     client = _client(ctx)
-    path = _api(tool, project, stack) + f"/versions/{version}/content" if version else _backend(tool, project, stack)
+    path = (
+        _api(tool, project, stack) + f"/versions/{version}/content"
+        if version
+        else _backend(tool, project, stack)
+    )
     _download(client, path, out)
 
 
@@ -117,69 +142,119 @@ state_app.command("export")(state_pull)
 
 
 @state_app.command("push")
-def state_push(ctx: typer.Context, file: Path = typer.Argument(..., exists=True, dir_okay=False),
-               project: str = PROJECT, stack: str = STACK, tool: str = TOOL,
-               lock_id: str = typer.Option(None, "--lock-id", help="The lock ID when you hold the lock.")) -> None:
+def state_push(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., exists=True, dir_okay=False),
+    project: str = PROJECT,
+    stack: str = STACK,
+    tool: str = TOOL,
+    lock_id: str | None = typer.Option(None, "--lock-id", help="The lock ID when you hold the lock."),
+) -> None:
     """Store FILE as a new version (validated by the server)."""
     data = file.read_bytes()
     md5 = base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 - protocol checksum
     params = {"ID": lock_id} if lock_id else {}
     method = "PUT" if tool == "pulumi" else "POST"
-    _client(ctx).request(method, _backend(tool, project, stack), content=data, params=params,
-                         headers={"Content-MD5": md5, "Content-Type": "application/json"})
+    _client(ctx).request(
+        method,
+        _backend(tool, project, stack),
+        content=data,
+        params=params,
+        headers={"Content-MD5": md5, "Content-Type": "application/json"},
+    )
     head = _client(ctx).json("GET", _api(tool, project, stack))
     typer.echo(f"stored {tool}/{project}/{stack} version {head['head_version']}")
 
 
 @state_app.command("import")
-def state_import(ctx: typer.Context, file: Path = typer.Argument(..., exists=True, dir_okay=False),
-                 project: str = PROJECT, stack: str = STACK, tool: str = TOOL) -> None:
+def state_import(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., exists=True, dir_okay=False),
+    project: str = PROJECT,
+    stack: str = STACK,
+    tool: str = TOOL,
+) -> None:
     """Import a state file (Terraform state or `pulumi stack export` output)."""
     state_push(ctx, file, project, stack, tool, None)
 
 
 @state_app.command("lock")
-def state_lock(ctx: typer.Context, project: str = PROJECT, stack: str = STACK, tool: str = TOOL,
-               reason: str = typer.Option("", help="Shown to whoever finds it locked.")) -> None:
+def state_lock(
+    ctx: typer.Context,
+    project: str = PROJECT,
+    stack: str = STACK,
+    tool: str = TOOL,
+    reason: str = typer.Option("", help="Shown to whoever finds it locked."),
+) -> None:
     """Take the lock (prints the lock ID to pass to unlock)."""
     import getpass
     import socket
     from datetime import UTC, datetime
 
-    info = {"ID": str(uuid.uuid4()), "Operation": "xcf state lock", "Info": reason,
-            "Who": f"{getpass.getuser()}@{socket.gethostname()}", "Version": "xcf",
-            "Created": datetime.now(UTC).isoformat(), "Path": ""}
+    info = {
+        "ID": str(uuid.uuid4()),
+        "Operation": "xcf state lock",
+        "Info": reason,
+        "Who": f"{getpass.getuser()}@{socket.gethostname()}",
+        "Version": "xcf",
+        "Created": datetime.now(UTC).isoformat(),
+        "Path": "",
+    }
     _client(ctx).request("LOCK", _backend(tool, project, stack), json=info)
     typer.echo(info["ID"])
 
 
 @state_app.command("unlock")
-def state_unlock(ctx: typer.Context, project: str = PROJECT, stack: str = STACK, tool: str = TOOL,
-                 lock_id: str = typer.Option(None, "--lock-id"),
-                 force: bool = typer.Option(False, "--force", help="Break someone else's lock.")) -> None:
+def state_unlock(
+    ctx: typer.Context,
+    project: str = PROJECT,
+    stack: str = STACK,
+    tool: str = TOOL,
+    lock_id: str = typer.Option(None, "--lock-id"),
+    force: bool = typer.Option(False, "--force", help="Break someone else's lock."),
+) -> None:
     """Release the lock with its ID, or break it with --force (audited)."""
     if not lock_id and not force:
         fail("pass --lock-id, or --force to break the lock", 2)
     content = json.dumps({"ID": lock_id}) if lock_id else b""
-    _client(ctx).request("UNLOCK", _backend(tool, project, stack), content=content,
-                         headers={"Content-Type": "application/json"})
+    _client(ctx).request(
+        "UNLOCK",
+        _backend(tool, project, stack),
+        content=content,
+        headers={"Content-Type": "application/json"},
+    )
     typer.echo("unlocked")
 
 
 @state_app.command("rollback")
-def state_rollback(ctx: typer.Context, version: int = typer.Argument(...), project: str = PROJECT,
-                   stack: str = STACK, tool: str = TOOL) -> None:
+def state_rollback(
+    ctx: typer.Context,
+    version: int = typer.Argument(...),
+    project: str = PROJECT,
+    stack: str = STACK,
+    tool: str = TOOL,
+) -> None:
     """Write a new version with VERSION's content (serial and lineage fixed up for Terraform)."""
     new = _client(ctx).json("POST", _api(tool, project, stack) + "/rollback", json={"version": version})
-    typer.echo(f"version {new['version']} now holds the content of version {version} (serial {new['serial']})")
+    typer.echo(
+        f"version {new['version']} now holds the content of version {version} (serial {new['serial']})"
+    )
 
 
 @state_app.command("diff")
-def state_diff(ctx: typer.Context, from_version: int = typer.Argument(...), to_version: int = typer.Argument(...),
-               project: str = PROJECT, stack: str = STACK, tool: str = TOOL, output: Format = OUTPUT) -> None:
+def state_diff(
+    ctx: typer.Context,
+    from_version: int = typer.Argument(...),
+    to_version: int = typer.Argument(...),
+    project: str = PROJECT,
+    stack: str = STACK,
+    tool: str = TOOL,
+    output: Format = OUTPUT,
+) -> None:
     """Resources added, removed and changed between two versions."""
-    data = _client(ctx).json("GET", _api(tool, project, stack) + "/diff",
-                             params={"from": from_version, "to": to_version})
+    data = _client(ctx).json(
+        "GET", _api(tool, project, stack) + "/diff", params={"from": from_version, "to": to_version}
+    )
     if output is Format.json:
         emit(data, output)
         return
@@ -203,8 +278,13 @@ def state_restore(ctx: typer.Context, project: str = PROJECT, stack: str = STACK
 
 
 @state_app.command("purge-version")
-def state_purge_version(ctx: typer.Context, version: int = typer.Argument(...), project: str = PROJECT,
-                        stack: str = STACK, tool: str = TOOL) -> None:
+def state_purge_version(
+    ctx: typer.Context,
+    version: int = typer.Argument(...),
+    project: str = PROJECT,
+    stack: str = STACK,
+    tool: str = TOOL,
+) -> None:
     """Erase one version's content for good (admins; e.g. a leaked secret)."""
     _client(ctx).request("DELETE", _api(tool, project, stack) + f"/versions/{version}")
     typer.echo(f"purged version {version}")
@@ -228,21 +308,27 @@ def backend_config(ctx: typer.Context, project: str = PROJECT, stack: str = STAC
         "  }\n"
         "}\n\n"
         "# the password is your API token; keep it out of the configuration:\n"
-        "export TF_HTTP_PASSWORD=\"$XCF_TOKEN\""
+        'export TF_HTTP_PASSWORD="$XCF_TOKEN"'
     )
 
 
 def _pulumi() -> str:
     exe = shutil.which("pulumi")
     if exe is None:
-        fail("the pulumi CLI is not on PATH: install Pulumi, or move documents with "
-             "`pulumi stack export --file F` + `xcf state import --tool pulumi F` by hand")
+        fail(
+            "the pulumi CLI is not on PATH: install Pulumi, or move documents with "
+            "`pulumi stack export --file F` + `xcf state import --tool pulumi F` by hand"
+        )
     return exe
 
 
 @pulumi_app.command("pull")
-def pulumi_pull(ctx: typer.Context, project: str = PROJECT, stack: str = STACK,
-                pulumi_stack: str = typer.Option(..., "--pulumi-stack", help="The local Pulumi stack name.")) -> None:
+def pulumi_pull(
+    ctx: typer.Context,
+    project: str = PROJECT,
+    stack: str = STACK,
+    pulumi_stack: str = typer.Option(..., "--pulumi-stack", help="The local Pulumi stack name."),
+) -> None:
     """Import the stored document into a local Pulumi stack (`pulumi stack import`)."""
     exe = _pulumi()
     with tempfile.TemporaryDirectory() as tmp:
@@ -253,8 +339,12 @@ def pulumi_pull(ctx: typer.Context, project: str = PROJECT, stack: str = STACK,
 
 
 @pulumi_app.command("push")
-def pulumi_push(ctx: typer.Context, project: str = PROJECT, stack: str = STACK,
-                pulumi_stack: str = typer.Option(..., "--pulumi-stack")) -> None:
+def pulumi_push(
+    ctx: typer.Context,
+    project: str = PROJECT,
+    stack: str = STACK,
+    pulumi_stack: str = typer.Option(..., "--pulumi-stack"),
+) -> None:
     """Export a local Pulumi stack (`pulumi stack export`) and store it as a new version."""
     exe = _pulumi()
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,8 +25,9 @@ def list_users(request: Request, who: Principal = Depends(principal)) -> list[Us
 @router.post("/users", response_model=UserOut, status_code=201)
 def create_user(request: Request, body: UserCreate, who: Principal = Depends(principal)) -> UserOut:
     with app_context(request).db.write() as session:
-        return service.create_user(session=session, principal=who, ctx=audit_context(request, who),
-                                   name=body.name, role=body.role)
+        return service.create_user(
+            session=session, principal=who, ctx=audit_context(request, who), name=body.name, role=body.role
+        )
 
 
 @router.get("/tokens", response_model=list[TokenOut])
@@ -38,12 +39,19 @@ def list_tokens(request: Request, who: Principal = Depends(principal)) -> list[T
 @router.post("/tokens", response_model=TokenCreated, status_code=201)
 def create_token(request: Request, body: TokenCreate, who: Principal = Depends(principal)) -> TokenCreated:
     with app_context(request).db.write() as session:
-        return service.create_token(session=session, principal=who, ctx=audit_context(request, who),
-                                    name=body.name, user_name=body.user, expires_at=body.expires_at)
+        return service.create_token(
+            session=session,
+            principal=who,
+            ctx=audit_context(request, who),
+            name=body.name,
+            user_name=body.user,
+            expires_at=body.expires_at,
+        )
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
 def revoke_token(request: Request, token_id: int, who: Principal = Depends(principal)) -> TokenOut:
     with app_context(request).db.write() as session:
-        return service.revoke_token(session=session, principal=who, ctx=audit_context(request, who),
-                                    token_id=token_id)
+        return service.revoke_token(
+            session=session, principal=who, ctx=audit_context(request, who), token_id=token_id
+        )

@@ -23,7 +23,7 @@ from xcloudflow.iam.schemas import Principal, TokenCreated, TokenOut, UserOut
 
 DEFAULT_ORG = "default"
 ADMIN_USER = "admin"
-TOKEN_PREFIX = "xcf_"
+TOKEN_PREFIX = "xcf_"  # noqa: S105 - a prefix, not a secret
 
 
 def hash_token(token: str) -> str:
@@ -106,7 +106,9 @@ def authenticate(*, session: Session, token: str) -> Principal:
     )
 
 
-def create_user(*, session: Session, principal: Principal, ctx: AuditContext, name: str, role: str) -> UserOut:
+def create_user(
+    *, session: Session, principal: Principal, ctx: AuditContext, name: str, role: str
+) -> UserOut:
     require(principal, "admin", action="creating users")
     user = session.scalars(select(User).where(User.name == name)).first()
     if user is None:
@@ -117,8 +119,9 @@ def create_user(*, session: Session, principal: Principal, ctx: AuditContext, na
         raise Conflict(f"user {name} already exists in {principal.org_name}")
     member = Membership(user_id=user.id, org_id=principal.org_id, role=role)
     session.add(member)
-    audit.record(session=session, ctx=ctx, action="iam.user.create", resource=f"user/{name}",
-                 details={"role": role})
+    audit.record(
+        session=session, ctx=ctx, action="iam.user.create", resource=f"user/{name}", details={"role": role}
+    )
     session.flush()
     return UserOut(name=user.name, role=role, created_at=user.created_at, disabled=False)
 
@@ -163,8 +166,9 @@ def create_token(
         require(principal, "admin", action="creating tokens for other users")
     if expires_at is not None:
         if expires_at.tzinfo is None:
-            raise Invalid("expires_at needs a time zone (e.g. 2027-01-01T00:00:00Z)",
-                          details={"field": "expires_at"})
+            raise Invalid(
+                "expires_at needs a time zone (e.g. 2027-01-01T00:00:00Z)", details={"field": "expires_at"}
+            )
         if expires_at <= utcnow():
             raise Invalid("expires_at is in the past", details={"field": "expires_at"})
     owner = session.execute(
@@ -185,8 +189,13 @@ def create_token(
     )
     session.add(tok)
     session.flush()
-    audit.record(session=session, ctx=ctx, action="iam.token.create", resource=f"token/{tok.id}",
-                 details={"user": owner_name, "name": name})
+    audit.record(
+        session=session,
+        ctx=ctx,
+        action="iam.token.create",
+        resource=f"token/{tok.id}",
+        details={"user": owner_name, "name": name},
+    )
     return TokenCreated(**_token_out(tok, owner.name).model_dump(), token=secret)
 
 
@@ -222,3 +231,31 @@ def revoke_token(*, session: Session, principal: Principal, ctx: AuditContext, t
 
 def list_org_ids(*, session: Session) -> list[int]:
     return list(session.scalars(select(Organization.id).order_by(Organization.id)))
+
+
+def create_organization(*, session: Session, ctx: AuditContext, name: str, admin_name: str) -> str:
+    """A new organization with its first admin; returns that admin's token (shown once)."""
+    if session.scalars(select(Organization).where(Organization.name == name)).first() is not None:
+        raise Conflict(f"organization {name} already exists")
+    org = ensure_org(session=session, name=name)
+    user = session.scalars(select(User).where(User.name == admin_name)).first()
+    if user is None:
+        user = User(name=admin_name)
+        session.add(user)
+        session.flush()
+    session.add(Membership(user_id=user.id, org_id=org.id, role="admin"))
+    secret = new_token_secret()
+    session.add(
+        ApiToken(
+            user_id=user.id, org_id=org.id, name="initial", token_hash=hash_token(secret), prefix=secret[:8]
+        )
+    )
+    audit.record(
+        session=session,
+        ctx=AuditContext(actor=ctx.actor, org_id=org.id, request_id=ctx.request_id),
+        action="iam.org.create",
+        resource=f"org/{name}",
+        details={"admin": admin_name},
+    )
+    session.flush()
+    return secret

@@ -64,10 +64,6 @@ def current_data_key(*, session: Session, keyring: Keyring, org_id: int) -> tupl
     return row.id, _unwrap(keyring, row)
 
 
-
-
-
-
 def data_key(*, session: Session, keyring: Keyring, data_key_id: int) -> bytes:
     cached = keyring.cached(data_key_id)
     if cached is not None:

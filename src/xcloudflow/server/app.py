@@ -75,8 +75,11 @@ async def _maintenance_loop(ctx: AppContext) -> None:
 
 
 def create_app(settings: Settings, *, maintenance: bool = True) -> FastAPI:
-    ctx = AppContext(settings=settings, db=Database(settings.resolved_database_url),
-                     keyring=Keyring.from_settings(settings, create=False))
+    ctx = AppContext(
+        settings=settings,
+        db=Database(settings.resolved_database_url),
+        keyring=Keyring.from_settings(settings, create=False),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -129,7 +132,7 @@ def create_app(settings: Settings, *, maintenance: bool = True) -> FastAPI:
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -36,7 +36,9 @@ def app_context(request: Request) -> AppContext:
 def _token_from(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
-        raise Unauthorized("authentication required: send an API token as a Bearer token or as the basic-auth password")
+        raise Unauthorized(
+            "authentication required: send an API token as a Bearer token or as the basic-auth password"
+        )
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
     if scheme == "bearer" and value.strip():

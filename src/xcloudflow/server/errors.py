@@ -23,9 +23,19 @@ from xcloudflow.server.deps import app_context, audit_context
 
 log = logging.getLogger("xcloudflow.server")
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-               422: "validation_failed", 423: "locked", 429: "too_many_requests"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    423: "locked",
+    429: "too_many_requests",
+}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -53,8 +63,14 @@ def _record_denied(request: Request, exc: Forbidden) -> None:
     ctx = app_context(request)
     try:
         with ctx.db.write() as session:
-            audit.record(session=session, ctx=audit_context(request, who), action=f"http.{request.method.lower()}",
-                         resource=request.url.path, result="denied", details={"reason": exc.message})
+            audit.record(
+                session=session,
+                ctx=audit_context(request, who),
+                action=f"http.{request.method.lower()}",
+                resource=request.url.path,
+                result="denied",
+                details={"reason": exc.message},
+            )
     except Exception:  # an audit failure must not hide the 403 itself
         log.exception("could not record a denied request")
 
@@ -63,7 +79,9 @@ async def domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     body: dict[str, Any] = error_body(exc.code, exc.message, exc.details)
     if isinstance(exc, Locked):
-        STATE_LOCK_CONFLICTS.labels("pulumi" if request.url.path.startswith("/pulumi/") else "terraform").inc()
+        STATE_LOCK_CONFLICTS.labels(
+            "pulumi" if request.url.path.startswith("/pulumi/") else "terraform"
+        ).inc()
         if exc.lock_info:
             body = {**exc.lock_info, **body}
     if isinstance(exc, Forbidden):

@@ -37,26 +37,47 @@ def list_stacks(
 ) -> StackPage:
     ctx = app_context(request)
     with ctx.db.read() as session:
-        return service.list_stacks(session=session, org_id=who.org_id, tool=tool, project=project,
-                                   include_deleted=include_deleted, cursor=cursor, limit=limit)
+        return service.list_stacks(
+            session=session,
+            org_id=who.org_id,
+            tool=tool,
+            project=project,
+            include_deleted=include_deleted,
+            cursor=cursor,
+            limit=limit,
+        )
 
 
 @router.get(STACK, response_model=StackOut)
-def show_stack(request: Request, tool: str, project: str, stack: str, who: Principal = Depends(principal)) -> StackOut:
+def show_stack(
+    request: Request, tool: str, project: str, stack: str, who: Principal = Depends(principal)
+) -> StackOut:
     ctx = app_context(request)
     with ctx.db.read() as session:
-        return service.show_stack(session=session, org_id=who.org_id, ref=StackRef.parse(tool, project, stack))
+        return service.show_stack(
+            session=session, org_id=who.org_id, ref=StackRef.parse(tool, project, stack)
+        )
 
 
 @router.get(STACK + "/versions", response_model=VersionPage)
 def list_versions(
-    request: Request, tool: str, project: str, stack: str, cursor: str | None = None, limit: int = Query(100),
+    request: Request,
+    tool: str,
+    project: str,
+    stack: str,
+    cursor: str | None = None,
+    limit: int = Query(100),
     who: Principal = Depends(principal),
 ) -> VersionPage:
     ctx = app_context(request)
     with ctx.db.read() as session:
-        return service.list_versions(session=session, org_id=who.org_id, ref=StackRef.parse(tool, project, stack),
-                                     cursor=cursor, limit=limit)
+        return service.list_versions(
+            session=session,
+            org_id=who.org_id,
+            ref=StackRef.parse(tool, project, stack),
+            cursor=cursor,
+            limit=limit,
+        )
 
 
 @router.get(STACK + "/versions/{version}", response_model=StateVersionOut)
@@ -65,79 +86,132 @@ def show_version(
 ) -> StateVersionOut:
     ctx = app_context(request)
     with ctx.db.read() as session:
-        return service.show_version(session=session, org_id=who.org_id,
-                                    ref=StackRef.parse(tool, project, stack), version=version)
+        return service.show_version(
+            session=session, org_id=who.org_id, ref=StackRef.parse(tool, project, stack), version=version
+        )
 
 
-@router.get(STACK + "/versions/{version}/content", response_class=StreamingResponse,
-            responses={200: {"content": {"application/json": {}}}})
+@router.get(
+    STACK + "/versions/{version}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/json": {}}}},
+)
 def version_content(
     request: Request, tool: str, project: str, stack: str, version: int, who: Principal = Depends(principal)
 ) -> Response:
     ctx = app_context(request)
     with ctx.db.read() as session:
-        content = service.read_content(session=session, keyring=ctx.keyring, org_id=who.org_id,
-                                       ref=StackRef.parse(tool, project, stack), version=version)
+        content = service.read_content(
+            session=session,
+            keyring=ctx.keyring,
+            org_id=who.org_id,
+            ref=StackRef.parse(tool, project, stack),
+            version=version,
+        )
     assert content is not None
     return StreamingResponse(
         content.chunks,
         media_type="application/json",
-        headers={"Content-MD5": content.md5_base64, "ETag": f'"{content.version.etag}"',
-                 "Content-Length": str(content.version.size)},
+        headers={
+            "Content-MD5": content.md5_base64,
+            "ETag": f'"{content.version.etag}"',
+            "Content-Length": str(content.version.size),
+        },
     )
 
 
 @router.get(STACK + "/diff", response_model=StateDiff)
 def diff(
-    request: Request, tool: str, project: str, stack: str,
-    from_: int = Query(alias="from", ge=1), to: int = Query(ge=1), who: Principal = Depends(principal),
+    request: Request,
+    tool: str,
+    project: str,
+    stack: str,
+    from_: int = Query(alias="from", ge=1),
+    to: int = Query(ge=1),
+    who: Principal = Depends(principal),
 ) -> StateDiff:
     ctx = app_context(request)
     with ctx.db.read() as session:
-        return service.diff_versions(session=session, keyring=ctx.keyring, org_id=who.org_id,
-                                     ref=StackRef.parse(tool, project, stack), from_version=from_, to_version=to)
+        return service.diff_versions(
+            session=session,
+            keyring=ctx.keyring,
+            org_id=who.org_id,
+            ref=StackRef.parse(tool, project, stack),
+            from_version=from_,
+            to_version=to,
+        )
 
 
 @router.post(STACK + "/rollback", response_model=StateVersionOut, status_code=201)
 def rollback(
-    request: Request, tool: str, project: str, stack: str, body: RollbackRequest,
+    request: Request,
+    tool: str,
+    project: str,
+    stack: str,
+    body: RollbackRequest,
     who: Principal = Depends(principal),
 ) -> StateVersionOut:
     require(who, "writer", action="rolling back state")
     ctx = app_context(request)
     ref = StackRef.parse(tool, project, stack)
     with ctx.db.write() as session:
-        out = service.rollback(session=session, keyring=ctx.keyring, ctx=audit_context(request, who),
-                               org_id=who.org_id, ref=ref, version=body.version, lock_id=body.lock_id,
-                               max_bytes=ctx.settings.state_max_bytes)
+        out = service.rollback(
+            session=session,
+            keyring=ctx.keyring,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            ref=ref,
+            version=body.version,
+            lock_id=body.lock_id,
+            max_bytes=ctx.settings.state_max_bytes,
+        )
     STATE_WRITES.labels(tool, "rollback").inc()
     return out
 
 
 @router.get(STACK + "/outputs", response_model=OutputsOut)
-def outputs(request: Request, tool: str, project: str, stack: str, who: Principal = Depends(principal)) -> OutputsOut:
+def outputs(
+    request: Request, tool: str, project: str, stack: str, who: Principal = Depends(principal)
+) -> OutputsOut:
     ctx = app_context(request)
     with ctx.db.read() as session:
-        return service.outputs(session=session, keyring=ctx.keyring, org_id=who.org_id,
-                               ref=StackRef.parse(tool, project, stack), reveal_sensitive=who.has("writer"))
+        return service.outputs(
+            session=session,
+            keyring=ctx.keyring,
+            org_id=who.org_id,
+            ref=StackRef.parse(tool, project, stack),
+            reveal_sensitive=who.has("writer"),
+        )
 
 
 @router.delete(STACK, response_model=StackOut)
-def delete_stack(request: Request, tool: str, project: str, stack: str, who: Principal = Depends(principal)) -> StackOut:
+def delete_stack(
+    request: Request, tool: str, project: str, stack: str, who: Principal = Depends(principal)
+) -> StackOut:
     require(who, "writer", action="deleting a stack")
     ctx = app_context(request)
     with ctx.db.write() as session:
-        return service.delete_stack(session=session, ctx=audit_context(request, who), org_id=who.org_id,
-                                    ref=StackRef.parse(tool, project, stack))
+        return service.delete_stack(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            ref=StackRef.parse(tool, project, stack),
+        )
 
 
 @router.post(STACK + "/restore", response_model=StackOut)
-def restore_stack(request: Request, tool: str, project: str, stack: str, who: Principal = Depends(principal)) -> StackOut:
+def restore_stack(
+    request: Request, tool: str, project: str, stack: str, who: Principal = Depends(principal)
+) -> StackOut:
     require(who, "writer", action="restoring a stack")
     ctx = app_context(request)
     with ctx.db.write() as session:
-        return service.restore_stack(session=session, ctx=audit_context(request, who), org_id=who.org_id,
-                                     ref=StackRef.parse(tool, project, stack))
+        return service.restore_stack(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            ref=StackRef.parse(tool, project, stack),
+        )
 
 
 @router.delete(STACK + "/versions/{version}", response_model=StateVersionOut)
@@ -147,5 +221,10 @@ def purge_version(
     require(who, "admin", action="purging a state version")
     ctx = app_context(request)
     with ctx.db.write() as session:
-        return service.purge_version(session=session, ctx=audit_context(request, who), org_id=who.org_id,
-                                     ref=StackRef.parse(tool, project, stack), version=version)
+        return service.purge_version(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            ref=StackRef.parse(tool, project, stack),
+            version=version,
+        )

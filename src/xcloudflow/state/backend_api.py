@@ -12,8 +12,8 @@ import json
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from xcloudflow.errors import Invalid, TooLarge
 from xcloudflow.iam.schemas import Principal
@@ -48,8 +48,10 @@ def read_state(request: Request, ref: StackRef, who: Principal) -> Response:
 async def receive_upload(request: Request, *, max_bytes: int) -> Upload:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes:
-        raise TooLarge(f"state is larger than the limit of {max_bytes} bytes (XCF_STATE_MAX_BYTES)",
-                       details={"limit": max_bytes})
+        raise TooLarge(
+            f"state is larger than the limit of {max_bytes} bytes (XCF_STATE_MAX_BYTES)",
+            details={"limit": max_bytes},
+        )
     upload = Upload(max_bytes=max_bytes)
     try:
         async for chunk in request.stream():
@@ -70,8 +72,13 @@ async def write_state(request: Request, ref: StackRef, who: Principal, lock_id: 
     def store() -> None:
         with ctx.db.write() as session:
             service.write_state(
-                session=session, keyring=ctx.keyring, ctx=audit_context(request, who), org_id=who.org_id,
-                ref=ref, upload=upload, lock_id=lock_id,
+                session=session,
+                keyring=ctx.keyring,
+                ctx=audit_context(request, who),
+                org_id=who.org_id,
+                ref=ref,
+                upload=upload,
+                lock_id=lock_id,
             )
 
     try:
@@ -90,7 +97,9 @@ async def _lock_info(request: Request) -> LockInfo | None:
     try:
         return LockInfo.model_validate(json.loads(raw))
     except (ValueError, ValidationError) as exc:
-        raise Invalid(f"lock body must be a Terraform LockInfo JSON object with a non-empty ID: {exc}") from exc
+        raise Invalid(
+            f"lock body must be a Terraform LockInfo JSON object with a non-empty ID: {exc}"
+        ) from exc
 
 
 async def lock(request: Request, ref: StackRef, who: Principal) -> Response:
@@ -102,8 +111,9 @@ async def lock(request: Request, ref: StackRef, who: Principal) -> Response:
 
     def take() -> LockInfo:
         with ctx.db.write() as session:
-            return locking.acquire(session=session, ctx=audit_context(request, who), org_id=who.org_id,
-                                   ref=ref, info=info)
+            return locking.acquire(
+                session=session, ctx=audit_context(request, who), org_id=who.org_id, ref=ref, info=info
+            )
 
     held = await run_in_threadpool(take)
     return Response(content=held.model_dump_json(), media_type="application/json")
@@ -116,8 +126,13 @@ async def unlock(request: Request, ref: StackRef, who: Principal) -> Response:
 
     def release() -> LockInfo:
         with ctx.db.write() as session:
-            return locking.release(session=session, ctx=audit_context(request, who), org_id=who.org_id,
-                                   ref=ref, lock_id=info.ID if info else None)
+            return locking.release(
+                session=session,
+                ctx=audit_context(request, who),
+                org_id=who.org_id,
+                ref=ref,
+                lock_id=info.ID if info else None,
+            )
 
     released = await run_in_threadpool(release)
     return Response(content=released.model_dump_json(), media_type="application/json")
@@ -141,7 +156,10 @@ def tf_get(request: Request, project: str, stack: str, who: Principal = Depends(
 
 @router.post("/terraform/state/{project}/{stack}", summary="Terraform: write a new state version")
 async def tf_post(
-    request: Request, project: str, stack: str, ID: str | None = None,  # noqa: N803 - Terraform's name
+    request: Request,
+    project: str,
+    stack: str,
+    ID: str | None = None,
     who: Principal = Depends(principal),
 ) -> Response:
     return await write_state(request, StackRef.parse("terraform", project, stack), who, ID or None)
@@ -155,14 +173,18 @@ def tf_delete(request: Request, project: str, stack: str, who: Principal = Depen
 @router.api_route("/terraform/state/{project}/{stack}", methods=["LOCK"], include_in_schema=False)
 @router.post("/terraform/lock/{project}/{stack}", summary="Terraform: take the lock (seed path)")
 @router.post("/terraform/state/{project}/{stack}/lock", summary="Terraform: take the lock (GitLab path)")
-async def tf_lock(request: Request, project: str, stack: str, who: Principal = Depends(principal)) -> Response:
+async def tf_lock(
+    request: Request, project: str, stack: str, who: Principal = Depends(principal)
+) -> Response:
     return await lock(request, StackRef.parse("terraform", project, stack), who)
 
 
 @router.api_route("/terraform/state/{project}/{stack}", methods=["UNLOCK"], include_in_schema=False)
 @router.post("/terraform/unlock/{project}/{stack}", summary="Terraform: release the lock (seed path)")
 @router.delete("/terraform/state/{project}/{stack}/lock", summary="Terraform: release the lock (GitLab path)")
-async def tf_unlock(request: Request, project: str, stack: str, who: Principal = Depends(principal)) -> Response:
+async def tf_unlock(
+    request: Request, project: str, stack: str, who: Principal = Depends(principal)
+) -> Response:
     return await unlock(request, StackRef.parse("terraform", project, stack), who)
 
 
@@ -177,14 +199,19 @@ def pulumi_get(request: Request, project: str, stack: str, who: Principal = Depe
 @router.put("/pulumi/state/{project}/{stack}", summary="Pulumi: store a stack export as a new version")
 @router.post("/pulumi/state/{project}/{stack}", include_in_schema=False)
 async def pulumi_put(
-    request: Request, project: str, stack: str, ID: str | None = None,  # noqa: N803
+    request: Request,
+    project: str,
+    stack: str,
+    ID: str | None = None,
     who: Principal = Depends(principal),
 ) -> Response:
     return await write_state(request, StackRef.parse("pulumi", project, stack), who, ID or None)
 
 
 @router.api_route("/pulumi/state/{project}/{stack}", methods=["LOCK"], include_in_schema=False)
-async def pulumi_lock(request: Request, project: str, stack: str, who: Principal = Depends(principal)) -> Response:
+async def pulumi_lock(
+    request: Request, project: str, stack: str, who: Principal = Depends(principal)
+) -> Response:
     return await lock(request, StackRef.parse("pulumi", project, stack), who)
 
 

@@ -27,7 +27,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 TOOLS = ("terraform", "pulumi")
 READ_CHUNK = 256 * 1024
 SPOOL_IN_MEMORY = 4 * 1024 * 1024
-PULUMI_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+PULUMI_SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 - Pulumi's public secret marker
 
 
 def check_name(value: str, *, field_name: str) -> str:
@@ -43,7 +43,9 @@ def check_name(value: str, *, field_name: str) -> str:
 
 def check_tool(value: str) -> str:
     if value not in TOOLS:
-        raise Invalid(f"unknown tool {value!r}: expected one of {', '.join(TOOLS)}", details={"field": "tool"})
+        raise Invalid(
+            f"unknown tool {value!r}: expected one of {', '.join(TOOLS)}", details={"field": "tool"}
+        )
     return value
 
 
@@ -174,11 +176,11 @@ def _scan(fh: IO[bytes], wanted: dict[str, str]) -> tuple[dict[str, tuple[str, A
                 continue
         if prefix in wanted and prefix not in found and event not in ("map_key", "end_map", "end_array"):
             found[prefix] = (event, value)
-        elif event == "start_map" and prefix.endswith(".item"):
-            counts[prefix] = counts.get(prefix, 0) + 1
-        elif event == "string" and prefix.endswith(".item.urn"):
-            counts[prefix] = counts.get(prefix, 0) + 1
-        elif event == "string" and prefix.endswith(".item.type"):
+        elif (
+            (event == "start_map" and prefix.endswith(".item"))
+            or (event == "string" and prefix.endswith(".item.urn"))
+            or (event == "string" and prefix.endswith(".item.type"))
+        ):
             counts[prefix] = counts.get(prefix, 0) + 1
     if first:
         raise Invalid("body is empty: expected a state document")
@@ -196,7 +198,8 @@ def _int(found: dict[str, tuple[str, Any]], key: str, what: str) -> int:
 def inspect_terraform(fh: IO[bytes]) -> DocumentFacts:
     what = "not a Terraform state"
     found, _counts, is_obj = _scan(
-        fh, {"version": "", "serial": "", "lineage": "", "terraform_version": "", "resources": "", "modules": ""}
+        fh,
+        {"version": "", "serial": "", "lineage": "", "terraform_version": "", "resources": "", "modules": ""},
     )
     if not is_obj:
         raise Invalid(f"{what}: the body must be a JSON object")
@@ -208,8 +211,9 @@ def inspect_terraform(fh: IO[bytes]) -> DocumentFacts:
             details={"field": "version"},
         )
     if version != 4:
-        raise Invalid(f"{what}: unsupported state format version {version} (expected 4)",
-                      details={"field": "version"})
+        raise Invalid(
+            f"{what}: unsupported state format version {version} (expected 4)", details={"field": "version"}
+        )
     serial = _int(found, "serial", what)
     if serial < 0:
         raise Invalid(f"{what}: `serial` must not be negative", details={"field": "serial"})
@@ -238,19 +242,27 @@ def inspect_pulumi(fh: IO[bytes]) -> DocumentFacts:
         raise Invalid(f"{what}: the body must be a JSON object")
     version = _int(found, "version", what)
     if version not in (3, 4):
-        raise Invalid(f"{what}: unsupported deployment version {version} (expected 3 or 4)",
-                      details={"field": "version"})
+        raise Invalid(
+            f"{what}: unsupported deployment version {version} (expected 3 or 4)",
+            details={"field": "version"},
+        )
     event, _ = found.get("deployment", ("missing", None))
     if event != "start_map":
         raise Invalid(f"{what}: `deployment` must be an object", details={"field": "deployment"})
     event, _ = found.get("deployment.resources", ("missing", None))
     if event not in ("missing", "null", "start_array"):
-        raise Invalid(f"{what}: `deployment.resources` must be an array", details={"field": "deployment.resources"})
+        raise Invalid(
+            f"{what}: `deployment.resources` must be an array", details={"field": "deployment.resources"}
+        )
     items = counts.get("deployment.resources.item", 0)
     if counts.get("deployment.resources.item.urn", 0) != items:
-        raise Invalid(f"{what}: every resource needs a string `urn`", details={"field": "deployment.resources"})
+        raise Invalid(
+            f"{what}: every resource needs a string `urn`", details={"field": "deployment.resources"}
+        )
     if counts.get("deployment.resources.item.type", 0) != items:
-        raise Invalid(f"{what}: every resource needs a string `type`", details={"field": "deployment.resources"})
+        raise Invalid(
+            f"{what}: every resource needs a string `type`", details={"field": "deployment.resources"}
+        )
     return DocumentFacts(format_version=version, resource_count=items)
 
 

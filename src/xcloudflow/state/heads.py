@@ -7,7 +7,7 @@ never slip between a write's lock check and its commit.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from xcloudflow.db.base import utcnow
@@ -17,7 +17,7 @@ from xcloudflow.state.documents import StackRef
 from xcloudflow.state.models import StateHead
 
 
-def _where(org_id: int, ref: StackRef):  # type: ignore[no-untyped-def]
+def _where(org_id: int, ref: StackRef) -> Select[StateHead]:
     return select(StateHead).where(
         StateHead.org_id == org_id,
         StateHead.tool == ref.tool,
@@ -48,7 +48,9 @@ def raise_deleted(head: StateHead, ref: StackRef) -> None:
     )
 
 
-def lock_head(*, session: Session, org_id: int, ref: StackRef, create: bool, allow_deleted: bool = False) -> StateHead:
+def lock_head(
+    *, session: Session, org_id: int, ref: StackRef, create: bool, allow_deleted: bool = False
+) -> StateHead:
     """The stack's head row, locked for the rest of the transaction; created when asked."""
     head = session.scalars(_where(org_id, ref).with_for_update()).first()
     if head is None and create:

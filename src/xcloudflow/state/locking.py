@@ -87,13 +87,20 @@ def acquire(*, session: Session, ctx: AuditContext, org_id: int, ref: StackRef, 
             actor=ctx.actor,
         )
     )
-    audit.record(session=session, ctx=ctx, action="state.lock", resource=f"stack/{ref}",
-                 details={"lock_id": info.ID, "operation": info.Operation, "who": info.Who})
+    audit.record(
+        session=session,
+        ctx=ctx,
+        action="state.lock",
+        resource=f"stack/{ref}",
+        details={"lock_id": info.ID, "operation": info.Operation, "who": info.Who},
+    )
     session.flush()
     return info
 
 
-def release(*, session: Session, ctx: AuditContext, org_id: int, ref: StackRef, lock_id: str | None) -> LockInfo:
+def release(
+    *, session: Session, ctx: AuditContext, org_id: int, ref: StackRef, lock_id: str | None
+) -> LockInfo:
     """Release a lock; `lock_id=None` forces it (the caller has checked the writer role)."""
     lock_head(session=session, org_id=org_id, ref=ref, create=True, allow_deleted=True)
     lock = current_lock(session=session, org_id=org_id, ref=ref)
@@ -114,8 +121,12 @@ def release(*, session: Session, ctx: AuditContext, org_id: int, ref: StackRef, 
         ctx=ctx,
         action="state.force_unlock" if forced else "state.unlock",
         resource=f"stack/{ref}",
-        details={"lock_id": info.ID, "holder": info.Who, "operation": info.Operation,
-                 "held_since": lock.created_at.isoformat()},
+        details={
+            "lock_id": info.ID,
+            "holder": info.Who,
+            "operation": info.Operation,
+            "held_since": lock.created_at.isoformat(),
+        },
     )
     session.flush()
     return info

@@ -89,9 +89,7 @@ def _append_version(
     action: str,
     extra_details: dict[str, object] | None = None,
 ) -> StateVersionOut:
-    previous = (
-        _version_row(session, head, head.head_version) if head.head_version > 0 else None
-    )
+    previous = _version_row(session, head, head.head_version) if head.head_version > 0 else None
     version = head.head_version + 1
     data_key_id, blob = keys.seal(
         session=session,
@@ -122,8 +120,12 @@ def _append_version(
     head.updated_at = utcnow()
     session.flush()
     session.add(StateOutbox(state_id=row.id, head_id=head.id, org_id=head.org_id, version=version))
-    details: dict[str, object] = {"version": version, "serial": facts.serial, "size": upload.size,
-                                  "etag": upload.sha256}
+    details: dict[str, object] = {
+        "version": version,
+        "serial": facts.serial,
+        "size": upload.size,
+        "etag": upload.sha256,
+    }
     warnings = []
     if previous is not None and facts.lineage is not None and previous.lineage not in (None, facts.lineage):
         warnings.append(f"lineage changed from {previous.lineage} to {facts.lineage}")
@@ -137,8 +139,13 @@ def _append_version(
     if warnings:
         details["warnings"] = warnings
     details.update(extra_details or {})
-    audit.record(session=session, ctx=ctx, action=action, resource=f"stack/{head.tool}/{head.project}/{head.stack}",
-                 details=details)
+    audit.record(
+        session=session,
+        ctx=ctx,
+        action=action,
+        resource=f"stack/{head.tool}/{head.project}/{head.stack}",
+        details=details,
+    )
     notify(session, NOTIFY_CHANNEL, f"{head.id}:{version}")
     session.flush()
     return StateVersionOut.model_validate(row)
@@ -160,8 +167,14 @@ def write_state(
     head = lock_head(session=session, org_id=org_id, ref=ref, create=True)
     locking.check_writable(session=session, org_id=org_id, ref=ref, lock_id=lock_id)
     return _append_version(
-        session=session, keyring=keyring, ctx=ctx, head=head, upload=upload, facts=facts,
-        source=source, action="state.write",
+        session=session,
+        keyring=keyring,
+        ctx=ctx,
+        head=head,
+        upload=upload,
+        facts=facts,
+        source=source,
+        action="state.write",
     )
 
 
@@ -331,8 +344,15 @@ def rollback(
     try:
         facts = documents.inspect(ref.tool, upload.stream())
         return _append_version(
-            session=session, keyring=keyring, ctx=ctx, head=head, upload=upload, facts=facts,
-            source="rollback", action="state.rollback", extra_details={"restored_version": version},
+            session=session,
+            keyring=keyring,
+            ctx=ctx,
+            head=head,
+            upload=upload,
+            facts=facts,
+            source="rollback",
+            action="state.rollback",
+            extra_details={"restored_version": version},
         )
     finally:
         upload.close()
@@ -370,8 +390,13 @@ def delete_stack(*, session: Session, ctx: AuditContext, org_id: int, ref: Stack
     locking.check_writable(session=session, org_id=org_id, ref=ref, lock_id=None)
     head.deleted_at = utcnow()
     head.deleted_by = ctx.actor
-    audit.record(session=session, ctx=ctx, action="state.delete", resource=f"stack/{ref}",
-                 details={"head_version": head.head_version})
+    audit.record(
+        session=session,
+        ctx=ctx,
+        action="state.delete",
+        resource=f"stack/{ref}",
+        details={"head_version": head.head_version},
+    )
     session.flush()
     return show_stack(session=session, org_id=org_id, ref=ref)
 
@@ -401,8 +426,13 @@ def purge_version(
         row.content = None
         row.purged_at = utcnow()
         row.purged_by = ctx.actor
-        audit.record(session=session, ctx=ctx, action="state.purge_version", resource=f"stack/{ref}",
-                     details={"version": version, "etag": row.etag})
+        audit.record(
+            session=session,
+            ctx=ctx,
+            action="state.purge_version",
+            resource=f"stack/{ref}",
+            details={"version": version, "etag": row.etag},
+        )
     session.flush()
     return StateVersionOut.model_validate(row)
 
