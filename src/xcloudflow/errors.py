@@ -41,6 +41,11 @@ class NotFound(DomainError):
     status = 404
 
 
+class MethodNotAllowed(DomainError):
+    code = "method_not_allowed"
+    status = 405
+
+
 class Conflict(DomainError):
     code = "conflict"
     status = 409

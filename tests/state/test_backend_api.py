@@ -234,6 +234,11 @@ def test_bad_names_are_400(admin: TestClient, path: str) -> None:
     assert admin.get("/api/v1/stacks").json()["items"] == []
 
 
+def test_unknown_method_on_a_valid_address_is_405(admin: TestClient) -> None:
+    resp = admin.patch(URL, content=b"{}")
+    assert resp.status_code == 405 and resp.json()["error"]["code"] == "method_not_allowed"
+
+
 def test_bad_lock_bodies(admin: TestClient) -> None:
     assert admin.request("LOCK", URL, content=b"garbage").status_code == 400
     assert admin.request("LOCK", URL, content=b"").status_code == 400

@@ -15,13 +15,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from xcloudflow.errors import Invalid, TooLarge
+from xcloudflow.errors import Invalid, MethodNotAllowed, TooLarge
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.iam.service import require
 from xcloudflow.metrics import STATE_WRITE_BYTES, STATE_WRITES
 from xcloudflow.server.deps import app_context, audit_context, principal
 from xcloudflow.state import locking, service
-from xcloudflow.state.documents import StackRef, Upload
+from xcloudflow.state.documents import NAME_RE, StackRef, Upload
 from xcloudflow.state.schemas import LockInfo
 
 router = APIRouter(tags=["backend"])
@@ -230,6 +230,9 @@ _ANY = ["GET", "POST", "PUT", "DELETE", "LOCK", "UNLOCK", "PATCH", "HEAD"]
 @router.api_route("/terraform/{rest:path}", methods=_ANY, include_in_schema=False)
 @router.api_route("/pulumi/{rest:path}", methods=_ANY, include_in_schema=False)
 def bad_address(request: Request, rest: str) -> Response:
+    parts = rest.split("/")
+    if len(parts) == 3 and parts[0] == "state" and all(NAME_RE.match(p) for p in parts[1:]):
+        raise MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}")
     raise Invalid(
         f"{request.url.path} is not a state address: use /terraform/state/{{project}}/{{stack}} or "
         "/pulumi/state/{project}/{stack}, where project and stack are names without '/'",
