@@ -120,3 +120,16 @@ def master_key_usage(*, session: Session) -> dict[str, int]:
         select(OrgDataKey.master_key_id, func.count()).group_by(OrgDataKey.master_key_id)
     ).all()
     return {mk: int(n) for mk, n in rows}
+
+
+def derive_org_secret(*, session: Session, keyring: Keyring, org_id: int, purpose: str) -> bytes:
+    """A stable per-organization secret for `purpose` (HKDF of the org's first data key)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    current_data_key(session=session, keyring=keyring, org_id=org_id)  # makes sure version 1 exists
+    first = session.scalars(
+        select(OrgDataKey).where(OrgDataKey.org_id == org_id, OrgDataKey.version == 1)
+    ).one()
+    key = _unwrap(keyring, first)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"xcf:{purpose}".encode()).derive(key)

@@ -27,7 +27,6 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 TOOLS = ("terraform", "pulumi")
 READ_CHUNK = 256 * 1024
 SPOOL_IN_MEMORY = 4 * 1024 * 1024
-PULUMI_SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 - Pulumi's public secret marker
 
 
 def check_name(value: str, *, field_name: str) -> str:

@@ -11,9 +11,10 @@ import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, undefer
 
 from xcloudflow.audit import service as audit
@@ -22,6 +23,7 @@ from xcloudflow.db.base import utcnow
 from xcloudflow.db.dialect import notify
 from xcloudflow.db.pagination import check_limit, decode_cursor, encode_cursor
 from xcloudflow.errors import Conflict, Gone, Invalid, NotFound
+from xcloudflow.formats import PULUMI_SECRET_SIG
 from xcloudflow.keys import service as keys
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.state import documents, locking
@@ -379,7 +381,7 @@ def outputs(
         for res in deployment.get("resources") or []:
             if res.get("type") == "pulumi:pulumi:Stack":
                 for name, value in (res.get("outputs") or {}).items():
-                    secret = isinstance(value, dict) and documents.PULUMI_SECRET_SIG in value
+                    secret = isinstance(value, dict) and PULUMI_SECRET_SIG in value
                     shown = value if reveal_sensitive or not secret else "(sensitive)"
                     result[name] = OutputValue(value=shown, sensitive=secret)
     return OutputsOut(version=head.head_version, outputs=result)
@@ -463,3 +465,85 @@ def purge_expired(*, session: Session, ctx: AuditContext, retention_days: int) -
         session.delete(head)
     session.flush()
     return len(heads)
+
+
+# ---- the feed consumers (inventory) read: outbox rows and stored documents ----
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A stored state version as consumers see it (no content)."""
+
+    outbox_id: int | None
+    head_id: int
+    org_id: int
+    tool: str
+    project: str
+    stack: str
+    version: int
+    created_at: datetime
+
+
+def pending_heads(*, session: Session, limit: int = 50) -> list[int]:
+    """Stacks with unprocessed writes, oldest write first."""
+    rows = session.execute(
+        select(StateOutbox.head_id, func.min(StateOutbox.id).label("first"))
+        .where(StateOutbox.processed_at.is_(None))
+        .group_by(StateOutbox.head_id)
+        .order_by("first")
+        .limit(limit)
+    ).all()
+    return [r[0] for r in rows]
+
+
+def pending_versions(*, session: Session, head_id: int) -> list[StoredVersion]:
+    """A stack's unprocessed writes in version order (the caller holds the stack's consumer lock)."""
+    rows = session.execute(
+        select(StateOutbox.id, StateVersion)
+        .join(StateVersion, StateVersion.id == StateOutbox.state_id)
+        .where(StateOutbox.head_id == head_id, StateOutbox.processed_at.is_(None))
+        .order_by(StateOutbox.version)
+    ).all()
+    return [_stored(v, outbox_id) for outbox_id, v in rows]
+
+
+def _stored(v: StateVersion, outbox_id: int | None) -> StoredVersion:
+    return StoredVersion(outbox_id, v.head_id, v.org_id, v.tool, v.project, v.stack, v.version, v.created_at)
+
+
+def mark_processed(*, session: Session, outbox_ids: list[int]) -> None:
+    if outbox_ids:
+        session.execute(
+            update(StateOutbox).where(StateOutbox.id.in_(outbox_ids)).values(processed_at=utcnow())
+        )
+
+
+def stored_versions(
+    *, session: Session, org_id: int | None = None, ref: StackRef | None = None
+) -> list[StoredVersion]:
+    """Every stored version (for replay), per stack in version order."""
+    stmt = select(StateVersion).join(StateHead, StateHead.id == StateVersion.head_id)
+    if org_id is not None:
+        stmt = stmt.where(StateVersion.org_id == org_id)
+    if ref is not None:
+        stmt = stmt.where(
+            StateVersion.tool == ref.tool,
+            StateVersion.project == ref.project,
+            StateVersion.stack == ref.stack,
+        )
+    return [
+        _stored(v, None) for v in session.scalars(stmt.order_by(StateVersion.head_id, StateVersion.version))
+    ]
+
+
+def load_document(*, session: Session, keyring: Keyring, head_id: int, version: int) -> Any:
+    """A stored version parsed as JSON (raises Gone when purged, Invalid when not JSON)."""
+    row = session.scalars(
+        select(StateVersion)
+        .where(StateVersion.head_id == head_id, StateVersion.version == version)
+        .options(undefer(StateVersion.content))
+    ).one()
+    try:
+        return documents.load_json(_open(session, keyring, row))
+    except ValueError as exc:
+        raise Invalid(f"version {version} is not JSON: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Resource inventory: field-level events from state versions, current inventory, dependency graph."""
