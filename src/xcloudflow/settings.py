@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # Purge loop interval for soft-deleted stacks past retention.
     maintenance_interval_seconds: float = 3600.0
+    # How often the inventory consumer polls the outbox (on PostgreSQL it also wakes on NOTIFY).
+    inventory_poll_seconds: float = 2.0
 
     @field_validator("data_dir", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ from sqlalchemy import delete, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from xcloudflow.db.base import utcnow
-from xcloudflow.db.dialect import try_advisory_xact_lock, upsert
+from xcloudflow.db.dialect import ensure_monthly_partitions, try_advisory_xact_lock, upsert
 from xcloudflow.errors import DomainError
 from xcloudflow.inventory import diffing, identity, redact
 from xcloudflow.inventory.models import (
@@ -433,3 +433,8 @@ def rebuild(*, session: Session, keyring: Keyring, org_id: int, ref: Any = None)
     for sv in versions:
         events += ingest_version(session=session, keyring=keyring, sv=sv)
     return events
+
+
+def ensure_partitions(*, session: Session, months_ahead: int = 2) -> list[str]:
+    """Create the event log's monthly partitions ahead of time (PostgreSQL; nothing on SQLite)."""
+    return ensure_monthly_partitions(session.connection(), "resource_events", months_ahead=months_ahead)

@@ -25,6 +25,8 @@ from xcloudflow.db import migrate as migrations
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.api import router as iam_router
 from xcloudflow.iam.schemas import Principal
+from xcloudflow.inventory import service as inventory
+from xcloudflow.inventory.worker import InventoryWorker
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.server import errors
 from xcloudflow.server.deps import AppContext, app_context, principal
@@ -56,6 +58,8 @@ def prepare(settings: Settings) -> str | None:
 
 def _maintenance(ctx: AppContext) -> None:
     with ctx.db.write() as session:
+        inventory.ensure_partitions(session=session)
+    with ctx.db.write() as session:
         purged = state.purge_expired(
             session=session,
             ctx=AuditContext(actor="system", org_id=None),
@@ -74,7 +78,10 @@ async def _maintenance_loop(ctx: AppContext) -> None:
         await asyncio.sleep(ctx.settings.maintenance_interval_seconds)
 
 
-def create_app(settings: Settings, *, maintenance: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings, *, maintenance: bool = True, inventory_worker: bool | None = None
+) -> FastAPI:
+    """The app; `maintenance` and `inventory_worker` (default: same as maintenance) run background work."""
     ctx = AppContext(
         settings=settings,
         db=Database(settings.resolved_database_url),
@@ -84,9 +91,15 @@ def create_app(settings: Settings, *, maintenance: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_maintenance_loop(ctx)) if maintenance else None
+        worker = None
+        if inventory_worker if inventory_worker is not None else maintenance:
+            worker = InventoryWorker(ctx.db, ctx.keyring, poll_seconds=settings.inventory_poll_seconds)
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                worker.stop.set()
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

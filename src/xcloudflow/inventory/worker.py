@@ -1,0 +1,85 @@
+"""The inventory consumer loop: runs inside `xcf server` (a thread) or alone (`xcf inventory worker`).
+
+Each pending stack is processed in its own transaction, so one slow or failing stack never holds up
+the others and a state write never waits for the consumer. On PostgreSQL the loop sleeps in LISTEN
+and wakes on the NOTIFY a write sends after commit; on SQLite it polls. The outbox is the truth
+either way: a missed notification only delays work until the next poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+
+from xcloudflow.db import Database
+from xcloudflow.inventory import service
+from xcloudflow.keys.keyring import Keyring
+from xcloudflow.state.service import NOTIFY_CHANNEL
+
+log = logging.getLogger("xcloudflow.inventory")
+
+
+class InventoryWorker:
+    def __init__(self, db: Database, keyring: Keyring, *, poll_seconds: float = 2.0) -> None:
+        self.db = db
+        self.keyring = keyring
+        self.poll_seconds = poll_seconds
+        self.stop = threading.Event()
+
+    def run_once(self) -> int:
+        """Process every stack pending now; returns the number of events written."""
+        total = 0
+        with self.db.read() as session:
+            heads = service.pending_stacks(session=session, limit=100)
+        for head_id in heads:
+            if self.stop.is_set():
+                break
+            try:
+                with self.db.write() as session:
+                    total += (
+                        service.consume_stack(session=session, keyring=self.keyring, head_id=head_id) or 0
+                    )
+            except Exception:
+                log.exception("inventory: stack %s failed; it stays pending and is retried", head_id)
+        return total
+
+    def _listener(self) -> psycopg.Connection[tuple[object, ...]] | None:
+        if self.db.is_sqlite:
+            return None
+        url = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            conn = psycopg.connect(url, autocommit=True)
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            return conn
+        except psycopg.Error as exc:
+            log.warning("inventory: cannot LISTEN (%s); polling every %ss", exc, self.poll_seconds)
+            return None
+
+    def run_forever(self) -> None:
+        listener = self._listener()
+        try:
+            while not self.stop.is_set():
+                try:
+                    self.run_once()
+                except Exception:
+                    log.exception("inventory: consumer pass failed")
+                if listener is not None:
+                    try:
+                        for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
+                            pass
+                    except psycopg.Error:
+                        log.warning("inventory: LISTEN connection lost; reconnecting")
+                        listener.close()
+                        listener = self._listener()
+                else:
+                    self.stop.wait(self.poll_seconds)
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="inventory-worker", daemon=True)
+        thread.start()
+        return thread
