@@ -45,3 +45,9 @@ def put_state(admin: TestClient) -> Callable[..., None]:
         assert resp.status_code == 200, resp.text
 
     return put
+
+
+@pytest.fixture
+def settings_(settings: Settings) -> Settings:
+    """The test settings under a name hypothesis' `settings` decorator does not shadow."""
+    return settings

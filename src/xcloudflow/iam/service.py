@@ -259,3 +259,10 @@ def create_organization(*, session: Session, ctx: AuditContext, name: str, admin
     )
     session.flush()
     return secret
+
+
+def org_id_by_name(*, session: Session, name: str) -> int:
+    org_id = session.scalars(select(Organization.id).where(Organization.name == name)).first()
+    if org_id is None:
+        raise NotFound(f"no organization {name}")
+    return org_id
