@@ -263,3 +263,17 @@ def test_data_sources_skipped_by_default(db, put_state, consume) -> None:  # typ
     put_state(tf(1, [data, aws_vpc(name="other")]))
     consume()
     assert list(current(db)) == ["aws_vpc.other"]
+
+
+def test_dependency_only_change_moves_edges_without_events(db, put_state, consume) -> None:  # type: ignore[no-untyped-def]
+    put_state(tf(1, [aws_vpc(), subnets(["a"])]))
+    consume()
+    put_state(tf(2, [aws_vpc(), subnets(["a"], vpc_dep="aws_vpc.other")]))
+    consume()
+    assert [e.state_version for e in events(db)] == [1, 1]  # attributes unchanged: no event
+    with db.read() as session:
+        kinds = sorted(e.kind for e in session.scalars(select(DependencyEdge)))
+    assert kinds == ["ref"]  # the depends_on edge went with the dependency; the id reference stays
+    put_state(tf(3, [aws_vpc(cidr="10.7.0.0/16"), subnets(["a"], vpc_dep="aws_vpc.other")]))
+    consume()
+    assert [e.action for e in events(db) if e.state_version == 3] == ["update"]

@@ -88,6 +88,8 @@ class ResourceCurrent(Base):
     region: Mapped[str | None] = mapped_column(String(64))
     attrs: Mapped[dict[str, Any]] = mapped_column(Json)
     attrs_hash: Mapped[str] = mapped_column(String(64))
+    # Keyed hash of the instance as the state stored it (see parsing.ParsedResource.source).
+    source_hash: Mapped[str] = mapped_column(String(64))
     last_run_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     state_version: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -32,6 +32,9 @@ class ParsedResource:
     provider_ref: str | None = None
     status: str | None = None
     native_id: str | None = None
+    # The instance as stored, canonically serialized: with a keyed hash it tells an unchanged
+    # resource apart without redacting or diffing it again.
+    source: bytes = b""
 
 
 def provider_short_name(provider: str) -> str:
@@ -97,6 +100,7 @@ def parse_terraform(doc: Any, *, include_data: bool = False) -> list[ParsedResou
             if not isinstance(attrs, dict):
                 raise InventoryParseError(f"{addr}: attributes are not an object")
             native = attrs.get("id")
+            source = json.dumps([rtype, base, res.get("provider"), inst], separators=(",", ":")).encode()
             out.append(
                 ParsedResource(
                     addr=addr,
@@ -109,6 +113,7 @@ def parse_terraform(doc: Any, *, include_data: bool = False) -> list[ParsedResou
                     depends_on=[d for d in inst.get("dependencies") or [] if isinstance(d, str)],
                     status=inst.get("status"),
                     native_id=native if isinstance(native, str) and native else None,
+                    source=source,
                 )
             )
     return out
@@ -157,6 +162,7 @@ def parse_pulumi(doc: Any) -> list[ParsedResource]:
                 provider_ref=res.get("provider") if isinstance(res.get("provider"), str) else None,
                 status="deleted" if res.get("delete") else None,
                 native_id=native if isinstance(native, str) and native else None,
+                source=json.dumps(res, separators=(",", ":")).encode(),
             )
         )
     return out

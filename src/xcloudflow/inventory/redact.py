@@ -9,7 +9,6 @@ recoverable from the database.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 import json
@@ -76,14 +75,17 @@ def _redact_path(doc: Any, path: list[str | int], salt: bytes) -> None:
 def redact(
     attrs: dict[str, Any], *, salt: bytes, sensitive_paths: list[list[str | int]] | None = None
 ) -> dict[str, Any]:
-    """A redacted deep copy of `attrs`."""
-    doc = copy.deepcopy(attrs)
-    for path in sensitive_paths or []:
-        _redact_path(doc, path, salt)
-    result = _walk(doc, salt)
+    """A redacted copy of `attrs` (the walk builds new containers; the input is left alone)."""
+    result = _walk(attrs, salt)
     assert isinstance(result, dict)
+    for path in sensitive_paths or []:
+        _redact_path(result, path, salt)
     return result
 
 
 def attrs_hash(redacted: Any, *, salt: bytes) -> str:
     return hmac.new(salt, canonical(redacted), hashlib.sha256).hexdigest()
+
+
+def keyed_hash(data: bytes, *, salt: bytes) -> str:
+    return hmac.new(salt, data, hashlib.sha256).hexdigest()

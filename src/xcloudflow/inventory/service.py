@@ -49,6 +49,7 @@ class Resolved:
     global_id: str | None
     attrs: dict[str, Any]
     attrs_hash: str
+    source_hash: str
 
 
 def run_id_of(head_id: int, version: int) -> uuid.UUID:
@@ -59,15 +60,36 @@ def _event_id(run_id: uuid.UUID, uid: uuid.UUID, action: str) -> uuid.UUID:
     return uuid.uuid5(identity.NAMESPACE, f"event|{run_id}|{uid}|{action}")
 
 
-def _resolve(parsed: list[ParsedResource], sv: StoredVersion, salt: bytes) -> dict[uuid.UUID, Resolved]:
+@dataclass
+class Known:
+    """What the projection holds for one of the stack's live resources."""
+
+    uid: uuid.UUID
+    addr: str
+    attrs_hash: str
+    source_hash: str
+
+
+def _resolve(
+    parsed: list[ParsedResource], sv: StoredVersion, salt: bytes, known: dict[str, Known]
+) -> tuple[dict[uuid.UUID, Resolved], set[uuid.UUID]]:
+    """Identity and redacted attributes of every resource; unchanged ones (same keyed hash of the
+    stored instance at the same address) keep what the projection has and skip redaction."""
     out: dict[uuid.UUID, Resolved] = {}
+    unchanged: set[uuid.UUID] = set()
     for res in parsed:
+        source_hash = redact.keyed_hash(res.source, salt=salt)
+        prior = known.get(res.addr)
+        if prior is not None and prior.source_hash == source_hash and prior.uid not in out:
+            out[prior.uid] = Resolved(res, prior.uid, None, {}, prior.attrs_hash, source_hash)
+            unchanged.add(prior.uid)
+            continue
         uid, gid = identity.stable_uid(res, tool=sv.tool, project=sv.project, stack=sv.stack)
         if uid in out:  # the same global id twice in one state (e.g. a deposed instance): keep both apart
             uid, gid = uuid.uuid5(identity.NAMESPACE, f"dup|{uid}|{res.addr}"), None
         attrs = redact.redact(res.attrs, salt=salt, sensitive_paths=res.sensitive_paths)
-        out[uid] = Resolved(res, uid, gid, attrs, redact.attrs_hash(attrs, salt=salt))
-    return out
+        out[uid] = Resolved(res, uid, gid, attrs, redact.attrs_hash(attrs, salt=salt), source_hash)
+    return out, unchanged
 
 
 def _edges(resolved: dict[uuid.UUID, Resolved]) -> set[tuple[uuid.UUID, uuid.UUID, str]]:
@@ -123,25 +145,41 @@ def ingest_version(
     salt = keys.derive_org_secret(
         session=session, keyring=keyring, org_id=sv.org_id, purpose="inventory-hash"
     )
-    new = _resolve(parsed, sv, salt)
-    count = _apply(session, sv, new)
+    known = [
+        Known(*row)
+        for row in session.execute(
+            select(
+                ResourceCurrent.stable_uid,
+                ResourceCurrent.addr,
+                ResourceCurrent.attrs_hash,
+                ResourceCurrent.source_hash,
+            ).where(
+                ResourceCurrent.org_id == sv.org_id,
+                ResourceCurrent.head_id == sv.head_id,
+                ResourceCurrent.deleted_at.is_(None),
+            )
+        ).all()
+    ]
+    new, unchanged = _resolve(parsed, sv, salt, {k.addr: k for k in known})
+    count = _apply(session, sv, new, unchanged, known)
     session.flush()
     return count
 
 
-def _apply(session: Session, sv: StoredVersion, new: dict[uuid.UUID, Resolved]) -> int:
-    old_rows = session.execute(
-        select(ResourceCurrent.stable_uid, ResourceCurrent.addr, ResourceCurrent.attrs_hash).where(
-            ResourceCurrent.org_id == sv.org_id,
-            ResourceCurrent.head_id == sv.head_id,
-            ResourceCurrent.deleted_at.is_(None),
-        )
-    ).all()
-    old_meta = {uid: (addr, h) for uid, addr, h in old_rows}
+def _apply(
+    session: Session,
+    sv: StoredVersion,
+    new: dict[uuid.UUID, Resolved],
+    unchanged: set[uuid.UUID],
+    known: list[Known],
+) -> int:
+    old_meta = {k.uid: (k.addr, k.attrs_hash) for k in known}
     changed = [
         u
         for u in new
-        if u in old_meta and (old_meta[u][1] != new[u].attrs_hash or old_meta[u][0] != new[u].res.addr)
+        if u in old_meta
+        and u not in unchanged
+        and (old_meta[u][1] != new[u].attrs_hash or old_meta[u][0] != new[u].res.addr)
     ]
     gone = [u for u in old_meta if u not in new]
     old_attrs: dict[uuid.UUID, dict[str, Any]] = {}
@@ -190,9 +228,19 @@ def _apply(session: Session, sv: StoredVersion, new: dict[uuid.UUID, Resolved]) 
                 "state_version": sv.version,
             }
         )
-    if rows:
-        session.execute(insert(ResourceEvent), rows)
+    for batch in _chunks(rows, 1000):  # bounded batches keep the serialized JSON out of memory at once
+        session.execute(insert(ResourceEvent), batch)
+    # Resources whose stored instance changed without changing their redacted attributes (e.g. only
+    # their dependencies): refresh their source hash so the next version can skip them.
+    changed_set = set(changed)
+    refreshed = [new[u] for u in new if u in old_meta and u not in unchanged and u not in changed_set]
     _project_current(session, sv, run_id, [new[u] for u in changed + created], gone)
+    for r in refreshed:
+        session.execute(
+            update(ResourceCurrent)
+            .where(ResourceCurrent.org_id == sv.org_id, ResourceCurrent.stable_uid == r.uid)
+            .values(source_hash=r.source_hash)
+        )
     _project_edges(session, sv, new, changed + created, gone)
     return len(rows)
 
@@ -227,6 +275,7 @@ def _project_current(
             "region": identity.region_of(r.res),
             "attrs": r.attrs,
             "attrs_hash": r.attrs_hash,
+            "source_hash": r.source_hash,
             "last_run_id": run_id,
             "state_version": sv.version,
             "created_at": sv.created_at,
@@ -236,7 +285,8 @@ def _project_current(
         for r in upserts
     ]
     keep = [k for k in rows[0] if k not in ("org_id", "stable_uid", "created_at")] if rows else []
-    upsert(session, ResourceCurrent.__table__, rows, conflict=["org_id", "stable_uid"], update=keep)  # type: ignore[arg-type]
+    for chunk in _chunks(rows, 1000):
+        upsert(session, ResourceCurrent.__table__, chunk, conflict=["org_id", "stable_uid"], update=keep)  # type: ignore[arg-type]
     for i in range(0, len(gone), 500):
         session.execute(
             update(ResourceCurrent)
@@ -316,39 +366,33 @@ def _project_refs(session: Session, org: int, touched: list[Resolved]) -> None:
     if refs:
         session.execute(insert(ResourceRef), refs)
     edges: set[tuple[uuid.UUID, uuid.UUID]] = set()
-    # Outgoing: values of touched resources that are some live resource's id.
+    # Outgoing: values of touched resources that are some live resource's id (two indexed lookups).
+    targets: dict[str, set[uuid.UUID]] = defaultdict(set)
     values = sorted({ref["value"] for ref in refs})
     for chunk in _chunks(values, 500):
-        rows = session.execute(
-            select(ResourceRef.src_uid, ResourceCurrent.stable_uid)
-            .join(
-                ResourceCurrent,
-                (ResourceCurrent.org_id == ResourceRef.org_id)
-                & or_(
-                    ResourceCurrent.global_id == ResourceRef.value,
-                    ResourceCurrent.native_id == ResourceRef.value,
-                ),
-            )
-            .where(
-                ResourceRef.org_id == org, ResourceRef.value.in_(chunk), ResourceCurrent.deleted_at.is_(None)
-            )
-        ).all()
-        edges.update((s, d) for s, d in rows if s in set(uids) and s != d)
+        for column in (ResourceCurrent.global_id, ResourceCurrent.native_id):
+            for uid, value in session.execute(
+                select(ResourceCurrent.stable_uid, column).where(
+                    ResourceCurrent.org_id == org, column.in_(chunk), ResourceCurrent.deleted_at.is_(None)
+                )
+            ).all():
+                if value is not None:
+                    targets[value].add(uid)
+    for ref in refs:
+        edges.update((ref["src_uid"], t) for t in targets.get(ref["value"], ()) if t != ref["src_uid"])
     # Incoming: other resources whose values name a touched resource.
-    names = sorted({v for r in touched for v in (r.global_id, r.res.native_id) if v})
-    by_name: dict[str, uuid.UUID] = {}
+    by_name: dict[str, set[uuid.UUID]] = defaultdict(set)
     for r in touched:
         for v in (r.global_id, r.res.native_id):
             if v:
-                by_name[v] = r.uid
-    for chunk in _chunks(names, 500):
+                by_name[v].add(r.uid)
+    for chunk in _chunks(sorted(by_name), 500):
         for src, value in session.execute(
             select(ResourceRef.src_uid, ResourceRef.value).where(
                 ResourceRef.org_id == org, ResourceRef.value.in_(chunk)
             )
         ).all():
-            if src != by_name[value]:
-                edges.add((src, by_name[value]))
+            edges.update((src, dst) for dst in by_name[value] if dst != src)
     if edges:
         existing: set[tuple[uuid.UUID, uuid.UUID]] = set()
         for chunk in _chunks(sorted(edges), 300):

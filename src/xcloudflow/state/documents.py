@@ -276,7 +276,10 @@ def inspect(tool: str, fh: IO[bytes]) -> DocumentFacts:
 
 
 def load_json(chunks: Iterable[bytes]) -> Any:
-    return json.loads(b"".join(chunks))
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+    return json.loads(buf)
 
 
 def terraform_instances(doc: dict[str, Any]) -> dict[str, Any]:

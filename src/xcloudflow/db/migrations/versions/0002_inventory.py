@@ -125,6 +125,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("attrs_hash", sa.String(length=64), nullable=False),
+        sa.Column("source_hash", sa.String(length=64), nullable=False),
         sa.Column("last_run_id", sa.Uuid(), nullable=False),
         sa.Column("state_version", sa.BigInteger(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
