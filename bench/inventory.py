@@ -34,8 +34,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 
 from xcloudflow.audit.schemas import AuditContext
-from xcloudflow.db import Database
-from xcloudflow.db import migrate
+from xcloudflow.db import Database, migrate
 from xcloudflow.inventory import service as inventory
 from xcloudflow.inventory.models import DependencyEdge, ResourceCurrent
 from xcloudflow.keys.keyring import Keyring
