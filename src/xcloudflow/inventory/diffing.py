@@ -37,6 +37,11 @@ def document(snap: Snapshot | None) -> dict[str, Any]:
 
 
 def make_patch(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    # Creates and deletes are the common bulk case: their patches are known without a diff.
+    if not before:
+        return [{"op": "add", "path": f"/{k}", "value": v} for k, v in after.items()]
+    if not after:
+        return [{"op": "remove", "path": f"/{k}"} for k in before]
     ops: list[dict[str, Any]] = jsonpatch.make_patch(before, after).patch
     return ops
 
