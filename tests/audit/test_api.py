@@ -49,6 +49,9 @@ def test_filters_and_pagination(admin: TestClient) -> None:
         len(admin.get("/api/v1/audit-logs", params={"resource": "stack/terraform/net"}).json()["items"]) == 5
     )
     assert admin.get("/api/v1/audit-logs", params={"since": "not-a-date"}).status_code == 422
+    # A time without a zone is UTC.
+    assert len(admin.get("/api/v1/audit-logs", params={"since": "2000-01-01T00:00:00"}).json()["items"]) > 5
+    assert admin.get("/api/v1/audit-logs", params={"until": "2000-01-01T00:00:00"}).json()["items"] == []
 
 
 def test_admins_only(reader: TestClient, writer: TestClient, anon: TestClient) -> None:

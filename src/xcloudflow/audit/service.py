@@ -7,7 +7,7 @@ their own (the failed one is rolled back).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -56,6 +56,9 @@ def list_logs(
     limit: int = 100,
 ) -> AuditLogPage:
     check_limit(limit)
+    # A time without a zone means UTC, as everywhere in the API.
+    since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
+    until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
     stmt = select(AuditLog).where(AuditLog.org_id == org_id)
     if action:
         stmt = (

@@ -183,15 +183,20 @@ def _apply(
     ]
     gone = [u for u in old_meta if u not in new]
     old_attrs: dict[uuid.UUID, dict[str, Any]] = {}
+    gone_fields: dict[uuid.UUID, tuple[str, str, str | None]] = {}
     wanted = changed + gone
-    for i in range(0, len(wanted), 500):
-        chunk = wanted[i : i + 500]
-        for uid, attrs in session.execute(
-            select(ResourceCurrent.stable_uid, ResourceCurrent.attrs).where(
-                ResourceCurrent.org_id == sv.org_id, ResourceCurrent.stable_uid.in_(chunk)
-            )
-        ):
+    for chunk in _chunks(wanted, 500):
+        for uid, attrs, provider, rtype, region in session.execute(
+            select(
+                ResourceCurrent.stable_uid,
+                ResourceCurrent.attrs,
+                ResourceCurrent.provider,
+                ResourceCurrent.resource_type,
+                ResourceCurrent.region,
+            ).where(ResourceCurrent.org_id == sv.org_id, ResourceCurrent.stable_uid.in_(chunk))
+        ).all():
             old_attrs[uid] = attrs
+            gone_fields[uid] = (provider, rtype, region)
     old = {u: diffing.Snapshot(old_meta[u][0], old_attrs[u], old_meta[u][1]) for u in wanted}
     created = [u for u in new if u not in old_meta]
     events = diffing.diff(
@@ -202,9 +207,10 @@ def _apply(
     rows = []
     for ev in events:
         r = new.get(ev.stable_uid)
-        provider = r.res.provider if r else _old_field(session, sv.org_id, ev.stable_uid, "provider")
-        rtype = r.res.resource_type if r else _old_field(session, sv.org_id, ev.stable_uid, "resource_type")
-        region = identity.region_of(r.res) if r else _old_field(session, sv.org_id, ev.stable_uid, "region")
+        if r is not None:
+            provider, rtype, region = r.res.provider, r.res.resource_type, identity.region_of(r.res)
+        else:
+            provider, rtype, region = gone_fields[ev.stable_uid]
         rows.append(
             {
                 "id": _event_id(run_id, ev.stable_uid, ev.action),
@@ -243,14 +249,6 @@ def _apply(
         )
     _project_edges(session, sv, new, changed + created, gone)
     return len(rows)
-
-
-def _old_field(session: Session, org_id: int, uid: uuid.UUID, name: str) -> Any:
-    return session.execute(
-        select(getattr(ResourceCurrent, name)).where(
-            ResourceCurrent.org_id == org_id, ResourceCurrent.stable_uid == uid
-        )
-    ).scalar()
 
 
 def _project_current(

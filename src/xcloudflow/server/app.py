@@ -26,6 +26,7 @@ from xcloudflow.iam import service as iam
 from xcloudflow.iam.api import router as iam_router
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.inventory import service as inventory
+from xcloudflow.inventory.api import router as inventory_router
 from xcloudflow.inventory.worker import InventoryWorker
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.server import errors
@@ -152,6 +153,7 @@ def create_app(
     app.include_router(iam_router)
     app.include_router(audit_router)
     app.include_router(stacks_router)
+    app.include_router(inventory_router)
     app.include_router(backend_router)
     return app
 
