@@ -220,7 +220,7 @@ def seed_graph(db: Database, nodes: int, edges: int) -> list[uuid.UUID]:
 
 
 def run_blast(url: str, label: str, nodes: int, edges: int, queries: int) -> dict[str, Any]:
-    from xcloudflow.inventory import queries as q  # the API's own query
+    from xcloudflow.inventory import graph as q  # the API's own query
 
     db = Database(url)
     migrate.upgrade(db)
@@ -243,7 +243,7 @@ def run_blast(url: str, label: str, nodes: int, edges: int, queries: int) -> dic
             t0 = time.perf_counter()
             result = q.blast_radius(session=session, org_id=1, uid=root, direction="upstream", max_depth=10)
             blasts.append(time.perf_counter() - t0)
-            reached.append(len(result.resources))
+            reached.append(len(result.items) - 1)
     db.dispose()
     p50 = statistics.median(blasts)
     return {

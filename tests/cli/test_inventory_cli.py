@@ -116,3 +116,29 @@ def test_graph_blast_radius_and_export(live_server: str, seeded: dict[str, str])
     graph = json.loads(out)
     assert {n["addr"] for n in graph["nodes"] if n["external"]} == {"aws_security_group.web"}
     assert xcf(live_server, "graph", "export", "--format", "png")[0] == 2
+
+
+def test_rebuild_and_worker_server_side(settings, db, admin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import body, md5_header, tf_state
+
+    data = body(tf_state(resources={"a": "1", "b": "2"}))
+    assert (
+        admin.post(
+            "/terraform/state/net/prod", content=data, headers={"Content-MD5": md5_header(data)}
+        ).status_code
+        == 200
+    )
+    monkeypatch.setenv("XCF_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("XCF_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("XCF_ENCRYPTION_KEY", settings.encryption_key.get_secret_value())
+    result = runner.invoke(app, ["inventory", "worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "2 events written" in result.output
+    assert runner.invoke(app, ["inventory", "worker", "--once"]).output.strip() == "0 events written"
+    result = runner.invoke(app, ["inventory", "rebuild"])
+    assert result.exit_code == 0 and "2 events" in result.output
+    result = runner.invoke(app, ["inventory", "rebuild", "--stack", "terraform/net/prod"])
+    assert result.exit_code == 0 and "2 events" in result.output
+    assert runner.invoke(app, ["inventory", "rebuild", "--stack", "net/prod"]).exit_code == 2
+    assert runner.invoke(app, ["inventory", "rebuild", "--org", "nope"]).exit_code == 1
+    assert len(admin.get("/api/v1/resources").json()["items"]) == 2
