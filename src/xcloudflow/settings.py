@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = 3600.0
     # How often the inventory consumer polls the outbox (on PostgreSQL it also wakes on NOTIFY).
     inventory_poll_seconds: float = 2.0
+    # A stack locked for less than this long (an apply or plan is running) is ingested after it.
+    inventory_defer_locked_seconds: float = 120.0
 
     @field_validator("data_dir", mode="before")
     @classmethod

@@ -277,3 +277,18 @@ def test_dependency_only_change_moves_edges_without_events(db, put_state, consum
     put_state(tf(3, [aws_vpc(cidr="10.7.0.0/16"), subnets(["a"], vpc_dep="aws_vpc.other")]))
     consume()
     assert [e.action for e in events(db) if e.state_version == 3] == ["update"]
+
+
+def test_locked_stack_is_ingested_after_its_operation(db, admin, put_state) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import lock_info
+    from xcloudflow.inventory import service as inventory
+
+    put_state(tf(1, [aws_vpc()]))
+    info = lock_info()
+    assert admin.request("LOCK", "/terraform/state/net/prod", json=info).status_code == 200
+    with db.read() as session:
+        assert inventory.pending_stacks(session=session, defer_locked_seconds=60) == []
+        assert inventory.pending_stacks(session=session) != []  # without deferral it is pending
+    assert admin.request("UNLOCK", "/terraform/state/net/prod", json=info).status_code == 200
+    with db.read() as session:
+        assert inventory.pending_stacks(session=session, defer_locked_seconds=60) != []

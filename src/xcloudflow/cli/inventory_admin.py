@@ -56,6 +56,8 @@ def worker(
         Database(settings.resolved_database_url),
         Keyring.from_settings(settings, create=False),
         poll_seconds=poll,
+        # --once drains everything now; the long-running worker leaves stacks mid-operation for later.
+        defer_locked_seconds=0 if once else settings.inventory_defer_locked_seconds,
     )
     if once:
         typer.echo(f"{consumer.run_once()} events written")

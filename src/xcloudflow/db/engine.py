@@ -10,6 +10,7 @@ any exception; services only `flush()`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,12 +61,19 @@ class Database:
         else:
             self.engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
             self.read_engine = self.engine
+        # SQLite has one writer at a time: queue this process's writers on a lock instead of letting
+        # them spin in SQLite's busy handler, whose growing sleeps give a long latency tail.
+        self._write_gate = threading.RLock() if self.is_sqlite else None
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._write() as session, session.begin():
+        if self._write_gate is None:
+            with self._write() as session, session.begin():
+                yield session
+            return
+        with self._write_gate, self._write() as session, session.begin():
             yield session
 
     @contextmanager

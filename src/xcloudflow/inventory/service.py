@@ -432,8 +432,8 @@ def consume_stack(*, session: Session, keyring: Keyring, head_id: int) -> int | 
     return total
 
 
-def pending_stacks(*, session: Session, limit: int = 50) -> list[int]:
-    return state.pending_heads(session=session, limit=limit)
+def pending_stacks(*, session: Session, limit: int = 50, defer_locked_seconds: float = 0) -> list[int]:
+    return state.pending_heads(session=session, limit=limit, defer_locked_seconds=defer_locked_seconds)
 
 
 def rebuild(*, session: Session, keyring: Keyring, org_id: int, ref: Any = None) -> int:

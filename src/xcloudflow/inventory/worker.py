@@ -8,7 +8,9 @@ either way: a missed notification only delays work until the next poll.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 
 import psycopg
@@ -22,17 +24,22 @@ log = logging.getLogger("xcloudflow.inventory")
 
 
 class InventoryWorker:
-    def __init__(self, db: Database, keyring: Keyring, *, poll_seconds: float = 2.0) -> None:
+    def __init__(
+        self, db: Database, keyring: Keyring, *, poll_seconds: float = 2.0, defer_locked_seconds: float = 0
+    ) -> None:
         self.db = db
         self.keyring = keyring
         self.poll_seconds = poll_seconds
+        self.defer_locked_seconds = defer_locked_seconds
         self.stop = threading.Event()
 
     def run_once(self) -> int:
         """Process every stack pending now; returns the number of events written."""
         total = 0
         with self.db.read() as session:
-            heads = service.pending_stacks(session=session, limit=100)
+            heads = service.pending_stacks(
+                session=session, limit=100, defer_locked_seconds=self.defer_locked_seconds
+            )
         for head_id in heads:
             if self.stop.is_set():
                 break
@@ -58,6 +65,9 @@ class InventoryWorker:
             return None
 
     def run_forever(self) -> None:
+        # Background work: let request handling and the engines go first (Linux: per-thread nice).
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         listener = self._listener()
         try:
             while not self.stop.is_set():

@@ -94,7 +94,12 @@ def create_app(
         task = asyncio.create_task(_maintenance_loop(ctx)) if maintenance else None
         worker = None
         if inventory_worker if inventory_worker is not None else maintenance:
-            worker = InventoryWorker(ctx.db, ctx.keyring, poll_seconds=settings.inventory_poll_seconds)
+            worker = InventoryWorker(
+                ctx.db,
+                ctx.keyring,
+                poll_seconds=settings.inventory_poll_seconds,
+                defer_locked_seconds=settings.inventory_defer_locked_seconds,
+            )
             worker.start()
         try:
             yield

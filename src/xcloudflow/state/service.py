@@ -484,15 +484,30 @@ class StoredVersion:
     created_at: datetime
 
 
-def pending_heads(*, session: Session, limit: int = 50) -> list[int]:
-    """Stacks with unprocessed writes, oldest write first."""
-    rows = session.execute(
-        select(StateOutbox.head_id, func.min(StateOutbox.id).label("first"))
-        .where(StateOutbox.processed_at.is_(None))
-        .group_by(StateOutbox.head_id)
-        .order_by("first")
-        .limit(limit)
-    ).all()
+def pending_heads(*, session: Session, limit: int = 50, defer_locked_seconds: float = 0) -> list[int]:
+    """Stacks with unprocessed writes, oldest write first.
+
+    With `defer_locked_seconds`, a stack locked for less than that long is left for later: an
+    operation (a Terraform apply or plan) is running on it, and its writes are better read once it
+    is done than while the consumer competes with it for the machine.
+    """
+    stmt = select(StateOutbox.head_id, func.min(StateOutbox.id).label("first")).where(
+        StateOutbox.processed_at.is_(None)
+    )
+    if defer_locked_seconds > 0:
+        busy = (
+            select(StateHead.id)
+            .join(
+                StateLock,
+                (StateLock.org_id == StateHead.org_id)
+                & (StateLock.tool == StateHead.tool)
+                & (StateLock.project == StateHead.project)
+                & (StateLock.stack == StateHead.stack),
+            )
+            .where(StateLock.created_at > utcnow() - timedelta(seconds=defer_locked_seconds))
+        )
+        stmt = stmt.where(StateOutbox.head_id.not_in(busy))
+    rows = session.execute(stmt.group_by(StateOutbox.head_id).order_by("first").limit(limit)).all()
     return [r[0] for r in rows]
 
 
