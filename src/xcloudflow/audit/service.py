@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from xcloudflow.audit.models import AuditLog
 from xcloudflow.audit.schemas import AuditContext, AuditLogOut, AuditLogPage
-from xcloudflow.db.pagination import check_limit, decode_cursor, encode_cursor
+from xcloudflow.db.pagination import check_limit, decode_cursor, page_of
 
 
 def record(
@@ -79,10 +79,7 @@ def list_logs(
     after = decode_cursor(cursor)
     if after is not None:
         stmt = stmt.where(AuditLog.id < int(after))
-    rows = list(session.scalars(stmt.order_by(AuditLog.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return AuditLogPage(
-        items=[AuditLogOut.model_validate(r) for r in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more else None,
+    rows, next_cursor = page_of(
+        list(session.scalars(stmt.order_by(AuditLog.id.desc()).limit(limit + 1))), limit, lambda r: r.id
     )
+    return AuditLogPage(items=[AuditLogOut.model_validate(r) for r in rows], next_cursor=next_cursor)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from xcloudflow.errors import Invalid
 
 MAX_LIMIT = 500
+T = TypeVar("T")
 
 
 def encode_cursor(key: Any) -> str:
@@ -30,3 +32,9 @@ def check_limit(limit: int) -> int:
     if limit < 1 or limit > MAX_LIMIT:
         raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", details={"field": "limit"})
     return limit
+
+
+def page_of(rows: Sequence[T], limit: int, key: Callable[[T], Any]) -> tuple[list[T], str | None]:
+    """Cut a `limit + 1` query result to a page and the cursor of the next one (None at the end)."""
+    page = list(rows[:limit])
+    return page, encode_cursor(key(page[-1])) if len(rows) > limit and page else None

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Select, String, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from xcloudflow.db.dialect import is_postgres
-from xcloudflow.db.pagination import check_limit, decode_cursor, encode_cursor
+from xcloudflow.db.pagination import check_limit, decode_cursor, page_of
 from xcloudflow.errors import Invalid, NotFound
 from xcloudflow.inventory.models import (
     ACTIONS,
@@ -147,16 +147,12 @@ def list_resources(
         except (TypeError, ValueError) as exc:
             raise Invalid("cursor is not one this server handed out", details={"field": "cursor"}) from exc
         stmt = stmt.where(tuple_(*order) > tuple_(*key))
-    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if rows else None
-    return ResourcePage(
-        items=[_resource_out(r) for r in rows],
-        next_cursor=encode_cursor([last.tool, last.project, last.stack, last.addr, str(last.stable_uid)])
-        if more and last is not None
-        else None,
+    rows, next_cursor = page_of(
+        list(session.scalars(stmt.order_by(*order).limit(limit + 1))),
+        limit,
+        lambda r: [r.tool, r.project, r.stack, r.addr, str(r.stable_uid)],
     )
+    return ResourcePage(items=[_resource_out(r) for r in rows], next_cursor=next_cursor)
 
 
 def _get_resource(session: Session, org_id: int, uid: uuid.UUID) -> ResourceCurrent:
@@ -237,16 +233,12 @@ def _event_page(session: Session, stmt: Select[ResourceEvent], cursor: str | Non
         except (TypeError, ValueError) as exc:
             raise Invalid("cursor is not one this server handed out", details={"field": "cursor"}) from exc
         stmt = stmt.where(tuple_(*order) < tuple_(*key))
-    rows = list(session.scalars(stmt.order_by(*(c.desc() for c in order)).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if rows else None
-    return EventPage(
-        items=[_event_out(e) for e in rows],
-        next_cursor=encode_cursor([last.at.isoformat(), last.state_version, str(last.id)])
-        if more and last is not None
-        else None,
+    rows, next_cursor = page_of(
+        list(session.scalars(stmt.order_by(*(c.desc() for c in order)).limit(limit + 1))),
+        limit,
+        lambda e: [e.at.isoformat(), e.state_version, str(e.id)],
     )
+    return EventPage(items=[_event_out(e) for e in rows], next_cursor=next_cursor)
 
 
 def resource_history(

@@ -21,7 +21,7 @@ from xcloudflow.audit import service as audit
 from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.db.base import utcnow
 from xcloudflow.db.dialect import notify
-from xcloudflow.db.pagination import check_limit, decode_cursor, encode_cursor
+from xcloudflow.db.pagination import check_limit, decode_cursor, page_of
 from xcloudflow.errors import Conflict, Gone, Invalid, NotFound
 from xcloudflow.formats import PULUMI_SECRET_SIG
 from xcloudflow.keys import service as keys
@@ -270,13 +270,10 @@ def list_stacks(
     after = decode_cursor(cursor)
     if after is not None:
         stmt = stmt.where(StateHead.id > int(after))
-    rows = session.execute(stmt.order_by(StateHead.id).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return StackPage(
-        items=[_stack_out(h, v, lk) for h, v, lk in rows],
-        next_cursor=encode_cursor(rows[-1][0].id) if more else None,
+    rows, next_cursor = page_of(
+        session.execute(stmt.order_by(StateHead.id).limit(limit + 1)).all(), limit, lambda r: r[0].id
     )
+    return StackPage(items=[_stack_out(h, v, lk) for h, v, lk in rows], next_cursor=next_cursor)
 
 
 def list_versions(
@@ -288,13 +285,12 @@ def list_versions(
     after = decode_cursor(cursor)
     if after is not None:
         stmt = stmt.where(StateVersion.version < int(after))
-    rows = list(session.scalars(stmt.order_by(StateVersion.version.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return VersionPage(
-        items=[StateVersionOut.model_validate(r) for r in rows],
-        next_cursor=encode_cursor(rows[-1].version) if more else None,
+    rows, next_cursor = page_of(
+        list(session.scalars(stmt.order_by(StateVersion.version.desc()).limit(limit + 1))),
+        limit,
+        lambda r: r.version,
     )
+    return VersionPage(items=[StateVersionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 def show_version(*, session: Session, org_id: int, ref: StackRef, version: int) -> StateVersionOut:
