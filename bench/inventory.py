@@ -200,6 +200,7 @@ def seed_graph(db: Database, nodes: int, edges: int) -> list[uuid.UUID]:
                 "addr": f"aws_thing.n{i}",
                 "attrs": {},
                 "attrs_hash": "x",
+                "source_hash": "x",
                 "last_run_id": run,
                 "state_version": 1,
             }
@@ -277,48 +278,51 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script runs")
     parser.add_argument("--resources", type=int, default=None)
+    parser.add_argument("--only", choices=["ingest", "blast"], default=None, help="run one part only")
     args = parser.parse_args()
     n = args.resources or (500 if args.quick else 10_000)
     nodes, edges, nq = (5_000, 15_000, 10) if args.quick else (100_000, 300_000, 30)
 
     print(f"machine: {os.cpu_count()} cpus, python {sys.version.split()[0]}")
-    ingest = []
-    with tempfile.TemporaryDirectory() as tmp:
-        ingest.append(run_ingest(f"sqlite:///{tmp}/bench.db", n, "SQLite"))
-    url, drop = pg_database("ing")
-    try:
-        ingest.append(run_ingest(url, n, "PostgreSQL"))
-    finally:
-        drop()
-    blast = []
-    with tempfile.TemporaryDirectory() as tmp:
-        blast.append(run_blast(f"sqlite:///{tmp}/graph.db", "SQLite", nodes, edges, nq))
-    url, drop = pg_database("graph")
-    try:
-        blast.append(run_blast(url, "PostgreSQL", nodes, edges, nq))
-    finally:
-        drop()
-
-    print(f"\n### Inventory ingest ({n} resources)\n")
-    print(
-        "| database | state MB | full ingest s | events | incremental s (1% changed) | events | incremental/full | "
-        "full/baseline | peak RSS growth MB (x state) |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in ingest:
+    if args.only in (None, "ingest"):
+        ingest = []
+        with tempfile.TemporaryDirectory() as tmp:
+            ingest.append(run_ingest(f"sqlite:///{tmp}/bench.db", n, "SQLite"))
+        url, drop = pg_database("ing")
+        try:
+            ingest.append(run_ingest(url, n, "PostgreSQL"))
+        finally:
+            drop()
+        print(f"\n### Inventory ingest ({n} resources)\n")
         print(
-            f"| {r['label']} | {r['state_mb']:.1f} | {r['full_s']:.2f} | {r['full_events']} | {r['inc_s']:.2f} | "
-            f"{r['inc_events']} | {r['inc_s'] / r['full_s']:.3f} | {r['full_s'] / r['baseline_s']:.1f} | "
-            f"{r['peak_mb']:.0f} ({r['peak_mb'] / r['state_mb']:.1f}x) |"
+            "| database | state MB | full ingest s | events | incremental s (1% changed) | events | incremental/full | "
+            "full/baseline | peak RSS growth MB (x state) |"
         )
-    print(f"\n### Blast radius ({nodes} resources, {edges} edges, depth 10, {nq} random roots)\n")
-    print("| database | p50 ms | p95 ms | resources reached (median) | PK lookup ms | p50/lookup |")
-    print("|---|---|---|---|---|---|")
-    for r in blast:
-        print(
-            f"| {r['label']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['reached']:.0f} | {r['lookup_ms']:.2f} | "
-            f"{r['ratio']:.0f} |"
-        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in ingest:
+            print(
+                f"| {r['label']} | {r['state_mb']:.1f} | {r['full_s']:.2f} | {r['full_events']} | {r['inc_s']:.2f} | "
+                f"{r['inc_events']} | {r['inc_s'] / r['full_s']:.3f} | {r['full_s'] / r['baseline_s']:.1f} | "
+                f"{r['peak_mb']:.0f} ({r['peak_mb'] / r['state_mb']:.1f}x) |",
+                flush=True,
+            )
+    if args.only in (None, "blast"):
+        blast = []
+        with tempfile.TemporaryDirectory() as tmp:
+            blast.append(run_blast(f"sqlite:///{tmp}/graph.db", "SQLite", nodes, edges, nq))
+        url, drop = pg_database("graph")
+        try:
+            blast.append(run_blast(url, "PostgreSQL", nodes, edges, nq))
+        finally:
+            drop()
+        print(f"\n### Blast radius ({nodes} resources, {edges} edges, depth 10, {nq} random roots)\n")
+        print("| database | p50 ms | p95 ms | resources reached (median) | PK lookup ms | p50/lookup |")
+        print("|---|---|---|---|---|---|")
+        for r in blast:
+            print(
+                f"| {r['label']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['reached']:.0f} | "
+                f"{r['lookup_ms']:.2f} | {r['ratio']:.0f} |"
+            )
 
 
 if __name__ == "__main__":
