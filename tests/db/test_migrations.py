@@ -8,6 +8,7 @@ from alembic.runtime.migration import MigrationContext
 import xcloudflow.audit.models
 import xcloudflow.iam.models
 import xcloudflow.inventory.models
+import xcloudflow.jobs.models
 import xcloudflow.keys.models
 import xcloudflow.state.models  # noqa: F401 - registers the tables
 from xcloudflow.db import Base, Database, migrate

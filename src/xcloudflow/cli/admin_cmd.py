@@ -1,4 +1,4 @@
-"""Server-side commands that work on the database directly: server, db, keys."""
+"""Server-side commands that work on the database directly: server, db, keys, org."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def server(
     host: str = typer.Option(None, help="Address to listen on (XCF_HOST, default 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (XCF_PORT, default 8080)."),
     workers: int = typer.Option(None, help="Worker processes (XCF_WORKERS, default 1)."),
+    no_agent: bool = typer.Option(False, "--no-agent", help="Do not start the embedded agent."),
 ) -> None:
     """Migrate the database, then serve the API, the Terraform backend and /metrics."""
     import os
@@ -29,6 +30,11 @@ def server(
     host = host or settings.host
     port = port or settings.port
     workers = workers or settings.workers
+    # Worker processes (and the embedded agent, which calls this server) read these.
+    os.environ["XCF_HOST"], os.environ["XCF_PORT"] = host, str(port)
+    if no_agent:
+        os.environ["XCF_EMBEDDED_AGENT"] = "false"
+    settings = Settings()
     generated = prepare(settings)
     if generated:
         typer.echo(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from xcloudflow.cli import admin_cmd, iam_cmd, inventory_admin, inventory_cmd, state_cmd
+from xcloudflow.cli import admin_cmd, agent_cmd, iam_cmd, inventory_admin, inventory_cmd, state_cmd
 
 app = typer.Typer(
     name="xcf",
@@ -33,6 +33,7 @@ app.command("backend-config")(state_cmd.backend_config)
 inventory_admin.register(inventory_cmd.inventory_app)
 app.add_typer(inventory_cmd.inventory_app, name="inventory")
 app.add_typer(inventory_cmd.graph_app, name="graph")
+agent_cmd.register(app)
 
 
 def main() -> None:

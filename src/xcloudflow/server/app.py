@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -28,6 +29,11 @@ from xcloudflow.iam.schemas import Principal
 from xcloudflow.inventory import service as inventory
 from xcloudflow.inventory.api import router as inventory_router
 from xcloudflow.inventory.worker import InventoryWorker
+from xcloudflow.jobs import agents as job_agents
+from xcloudflow.jobs.agent_api import router as agent_api_router
+from xcloudflow.jobs.api import router as jobs_router
+from xcloudflow.jobs.config import JobSettings
+from xcloudflow.jobs.runtime import JobsRuntime
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.server import errors
 from xcloudflow.server.deps import AppContext, app_context, principal
@@ -36,6 +42,9 @@ from xcloudflow.settings import Settings
 from xcloudflow.state import service as state
 from xcloudflow.state.api import router as stacks_router
 from xcloudflow.state.backend_api import router as backend_router
+
+if TYPE_CHECKING:
+    from xcloudflow.agent import Agent
 
 log = logging.getLogger("xcloudflow.server")
 
@@ -79,15 +88,66 @@ async def _maintenance_loop(ctx: AppContext) -> None:
         await asyncio.sleep(ctx.settings.maintenance_interval_seconds)
 
 
+# ---- jobs: the embedded agent (talks to this server over HTTP like any other agent)
+
+
+def _embedded_agent_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
+    return f"http://{'[' + host + ']' if ':' in host else host}:{settings.port}"
+
+
+def _start_embedded_agent(ctx: AppContext, jobs: JobSettings, url: str) -> tuple[Agent, str]:
+    import socket
+
+    from xcloudflow.agent import Agent
+
+    name = f"embedded-{socket.gethostname()}-{os.getpid()}"
+    with ctx.db.write() as session:
+        org_id = iam.org_id_by_name(session=session, name=iam.DEFAULT_ORG)
+        pool = job_agents.ensure_pool(session=session, org_id=org_id, name=job_agents.EMBEDDED_POOL)
+        token = job_agents.mint_pool_token(session=session, pool=pool, name=name, actor="system").token
+    agent = Agent(
+        url,
+        token,
+        pool=job_agents.EMBEDDED_POOL,
+        concurrency=jobs.embedded_agent_concurrency,
+        name=name,
+        poll_wait=5.0,  # keeps a graceful server shutdown short: uvicorn waits for open requests
+    )
+    agent.start()
+    log.info("embedded agent %s pulling jobs from %s", name, url)
+    return agent, token
+
+
+def _stop_embedded_agent(ctx: AppContext, agent: Agent, token: str) -> None:
+    agent.stop(grace=10.0)
+    with ctx.db.write() as session:
+        job_agents.revoke_pool_token_secret(session=session, token=token)
+
+
 def create_app(
-    settings: Settings, *, maintenance: bool = True, inventory_worker: bool | None = None
+    settings: Settings,
+    *,
+    maintenance: bool = True,
+    inventory_worker: bool | None = None,
+    jobs: JobSettings | None = None,
+    embedded_agent: bool | None = None,
+    agent_url: str | None = None,
 ) -> FastAPI:
-    """The app; `maintenance` and `inventory_worker` (default: same as maintenance) run background work."""
+    """The app; `maintenance` and `inventory_worker` (default: same as maintenance) run background work.
+
+    `embedded_agent` (default: `maintenance` and XCF_EMBEDDED_AGENT) runs one agent in-process for the
+    default organization's `embedded` pool, reaching this server at `agent_url` (default from
+    XCF_HOST/XCF_PORT). `jobs` overrides the job queue settings (default: from XCF_*).
+    """
     ctx = AppContext(
         settings=settings,
         db=Database(settings.resolved_database_url),
         keyring=Keyring.from_settings(settings, create=False),
     )
+    job_settings = jobs or JobSettings()
+    jobs_runtime = JobsRuntime(ctx.db, job_settings)
+    run_agent = (maintenance and job_settings.embedded_agent) if embedded_agent is None else embedded_agent
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -101,9 +161,18 @@ def create_app(
                 defer_locked_seconds=settings.inventory_defer_locked_seconds,
             )
             worker.start()
+        jobs_runtime.start()
+        agent = None
+        if run_agent:
+            agent = await run_in_threadpool(
+                _start_embedded_agent, ctx, job_settings, agent_url or _embedded_agent_url(settings)
+            )
         try:
             yield
         finally:
+            if agent is not None:
+                await run_in_threadpool(_stop_embedded_agent, ctx, *agent)
+            jobs_runtime.close()
             if worker is not None:
                 worker.stop.set()
             if task is not None:
@@ -122,6 +191,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.jobs = jobs_runtime
     errors.install(app)
     app.add_middleware(RequestContextMiddleware)
 
@@ -160,6 +230,8 @@ def create_app(
     app.include_router(stacks_router)
     app.include_router(inventory_router)
     app.include_router(backend_router)
+    app.include_router(jobs_router)
+    app.include_router(agent_api_router)
     return app
 
 

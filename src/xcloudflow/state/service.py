@@ -554,7 +554,11 @@ def load_document(*, session: Session, keyring: Keyring, head_id: int, version: 
         .where(StateVersion.head_id == head_id, StateVersion.version == version)
         .options(undefer(StateVersion.content))
     ).one()
+    chunks = _open(session, keyring, row)
+    # Drop the session's reference to the sealed bytes: only the decrypting stream holds them, so
+    # they are freed as soon as it is read (not kept while the document is parsed and used).
+    session.expire(row, ["content"])
     try:
-        return documents.load_json(_open(session, keyring, row))
+        return documents.load_json(chunks)
     except ValueError as exc:
         raise Invalid(f"version {version} is not JSON: {exc}") from exc
