@@ -272,10 +272,9 @@ def test_long_poll_returns_the_job_enqueued_while_waiting(slow_poll_server: str,
     assert resp.status_code == 200 and resp.json()["id"] == enqueued
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no NOTIFY; replicas poll
 def test_notify_wakes_another_replica(db: Database) -> None:
     """PostgreSQL only: a NOTIFY from an enqueue in another process reaches a LISTENing replica."""
-    if db.is_sqlite:
-        pytest.skip("SQLite has no NOTIFY; replicas poll")
     import asyncio
 
     from xcloudflow.jobs.waker import JobWaker, NotifyListener
