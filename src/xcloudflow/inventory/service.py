@@ -92,8 +92,11 @@ def _resolve(
     return out, unchanged
 
 
-def _edges(resolved: dict[uuid.UUID, Resolved]) -> set[tuple[uuid.UUID, uuid.UUID, str]]:
-    """depends_on / parent / provider edges inside one version (src depends on dst)."""
+def _edges(
+    resolved: dict[uuid.UUID, Resolved], only: set[uuid.UUID] | None = None
+) -> set[tuple[uuid.UUID, uuid.UUID, str]]:
+    """depends_on / parent / provider edges inside one version (src depends on dst), of every
+    resource or of the `only` ones."""
     by_addr: dict[str, list[uuid.UUID]] = defaultdict(list)
     for r in resolved.values():
         by_addr[r.res.base_addr].append(r.uid)
@@ -101,6 +104,8 @@ def _edges(resolved: dict[uuid.UUID, Resolved]) -> set[tuple[uuid.UUID, uuid.UUI
             by_addr[r.res.addr].append(r.uid)
     edges: set[tuple[uuid.UUID, uuid.UUID, str]] = set()
     for r in resolved.values():
+        if only is not None and r.uid not in only:
+            continue
         for dep in r.res.depends_on:
             edges.update((r.uid, dst, "depends_on") for dst in by_addr.get(dep, ()) if dst != r.uid)
         if r.res.parent:
@@ -247,7 +252,15 @@ def _apply(
             .where(ResourceCurrent.org_id == sv.org_id, ResourceCurrent.stable_uid == r.uid)
             .values(source_hash=r.source_hash)
         )
-    _project_edges(session, sv, new, changed + created, gone)
+    _project_edges(
+        session,
+        sv,
+        new,
+        changed + created,
+        gone,
+        restructured=bool(created or gone),
+        reshaped=changed + [r.uid for r in refreshed],
+    )
     return len(rows)
 
 
@@ -299,11 +312,23 @@ def _project_edges(
     new: dict[uuid.UUID, Resolved],
     touched: list[uuid.UUID],
     gone: list[uuid.UUID],
+    *,
+    restructured: bool,
+    reshaped: list[uuid.UUID],
 ) -> None:
+    """Bring the stack's edges in line with `new`.
+
+    When no resource appeared or went (`restructured` false), an address still names the same uid,
+    and a resource whose stored instance did not change has the same dependencies: only the
+    `reshaped` ones (changed attributes or dependencies) need their edges compared.
+    """
     org = sv.org_id
-    # Structural edges: compare the version's edge set with what this stack's resources have now.
-    wanted = _edges(new)
-    srcs = list(new.keys() | set(gone))
+    if restructured:
+        wanted = _edges(new)
+        srcs = list(new.keys() | set(gone))
+    else:
+        wanted = _edges(new, only=set(reshaped))
+        srcs = reshaped
     have: set[tuple[uuid.UUID, uuid.UUID, str]] = set()
     for i in range(0, len(srcs), 500):
         have.update(
