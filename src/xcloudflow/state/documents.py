@@ -12,6 +12,7 @@ import base64
 import binascii
 import codecs
 import hashlib
+import io
 import json
 import re
 import tempfile
@@ -280,6 +281,48 @@ def load_json(chunks: Iterable[bytes]) -> Any:
     for chunk in chunks:
         buf += chunk
     return json.loads(buf)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (for streaming parsers)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def load_object_streaming(chunks: Iterable[bytes]) -> dict[str, Any]:
+    """Parse a JSON object from chunks without ever holding its text: the same result as
+    `json.loads` for an object, at a fraction of the peak memory for large documents."""
+
+    def checked(source: Iterable[bytes]) -> Iterator[bytes]:
+        seen_start = False
+        for chunk in source:
+            if not seen_start and chunk.strip():
+                if not chunk.lstrip().startswith(b"{"):
+                    raise ValueError("the document is not a JSON object")
+                seen_start = True
+            yield chunk
+
+    reader = io.BufferedReader(_ChunkReader(checked(chunks)), buffer_size=READ_CHUNK)
+    try:
+        return dict(ijson.kvitems(reader, "", use_float=True))
+    except ijson.JSONError as exc:
+        raise ValueError(str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error") from exc
 
 
 def terraform_instances(doc: dict[str, Any]) -> dict[str, Any]:

@@ -547,8 +547,9 @@ def stored_versions(
     ]
 
 
-def load_document(*, session: Session, keyring: Keyring, head_id: int, version: int) -> Any:
-    """A stored version parsed as JSON (raises Gone when purged, Invalid when not JSON)."""
+def load_document(*, session: Session, keyring: Keyring, head_id: int, version: int) -> dict[str, Any]:
+    """A stored version parsed as a JSON object, streamed (raises Gone when purged, Invalid when it
+    is not a JSON object)."""
     row = session.scalars(
         select(StateVersion)
         .where(StateVersion.head_id == head_id, StateVersion.version == version)
@@ -559,6 +560,6 @@ def load_document(*, session: Session, keyring: Keyring, head_id: int, version: 
     # they are freed as soon as it is read (not kept while the document is parsed and used).
     session.expire(row, ["content"])
     try:
-        return documents.load_json(chunks)
+        return documents.load_object_streaming(chunks)
     except ValueError as exc:
-        raise Invalid(f"version {version} is not JSON: {exc}") from exc
+        raise Invalid(f"version {version} is not a JSON object: {exc}") from exc
