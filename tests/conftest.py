@@ -14,8 +14,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -176,17 +177,13 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def live_server(settings: Settings, db: Database) -> Iterator[str]:
-    """The real app under uvicorn in a thread, for clients that speak real HTTP (the CLI)."""
+def serve_app(app: Any, port: int | None = None) -> tuple[str, Callable[[], None]]:
+    """`app` under a real uvicorn in a thread, for clients that speak real HTTP; returns its URL
+    and a stop function."""
     import uvicorn
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, maintenance=False), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
@@ -197,6 +194,17 @@ def live_server(settings: Settings, db: Database) -> Iterator[str]:
                 break
         except httpx.HTTPError:
             time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+    return base, stop
+
+
+@pytest.fixture
+def live_server(settings: Settings, db: Database) -> Iterator[str]:
+    """The real app under uvicorn in a thread, for clients that speak real HTTP (the CLI)."""
+    base, stop = serve_app(create_app(settings, maintenance=False))
     yield base
-    server.should_exit = True
-    thread.join(timeout=10)
+    stop()

@@ -7,16 +7,14 @@ short only so that the tests end soon.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import free_port
+from tests.conftest import free_port, serve_app
 from xcloudflow.db import Database
 from xcloudflow.jobs.config import JobSettings
 from xcloudflow.server.app import create_app
@@ -52,40 +50,17 @@ def app_client(settings: Settings, db: Database, jobs_config: JobSettings) -> It
 def serve(
     settings: Settings, jobs_config: JobSettings, port: int | None = None, *, embedded_agent: bool = False
 ) -> tuple[str, Callable[[], None]]:
-    """The real app under uvicorn in a thread; returns its URL and a stop function."""
-    import uvicorn
-
+    """The real app (with these job settings) under uvicorn in a thread; returns its URL and a stop
+    function."""
     port = port or free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(
-                settings,
-                maintenance=False,
-                jobs=jobs_config,
-                embedded_agent=embedded_agent,
-                agent_url=f"http://127.0.0.1:{port}",
-            ),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
+    app = create_app(
+        settings,
+        maintenance=False,
+        jobs=jobs_config,
+        embedded_agent=embedded_agent,
+        agent_url=f"http://127.0.0.1:{port}",
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-    return base, stop
+    return serve_app(app, port)
 
 
 @pytest.fixture

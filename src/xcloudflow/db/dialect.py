@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger("xcloudflow.db")
 
 
 def _is_postgres(session: Session) -> bool:
@@ -79,3 +86,20 @@ def ensure_monthly_partitions(conn: Connection, table: str, *, months_ahead: int
             created.append(name)
         year, month = nyear, nmonth
     return created
+
+
+def listen(db_url: URL, channel: str) -> psycopg.Connection[Any] | None:
+    """A dedicated autocommit connection LISTENing on `channel` (PostgreSQL), or None where the
+    database has no NOTIFY (SQLite) or the connection fails (callers then poll)."""
+    if db_url.get_backend_name() != "postgresql":
+        return None
+    import psycopg
+
+    url = db_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        conn = psycopg.connect(url, autocommit=True)
+        conn.execute(f"LISTEN {channel}")
+        return conn
+    except psycopg.Error as exc:
+        log.warning("cannot LISTEN on %s (%s); polling instead", channel, exc)
+        return None

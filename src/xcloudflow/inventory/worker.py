@@ -12,10 +12,12 @@ import contextlib
 import logging
 import os
 import threading
+from typing import Any
 
 import psycopg
 
 from xcloudflow.db import Database
+from xcloudflow.db.dialect import listen
 from xcloudflow.inventory import service
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.state.service import NOTIFY_CHANNEL
@@ -52,17 +54,8 @@ class InventoryWorker:
                 log.exception("inventory: stack %s failed; it stays pending and is retried", head_id)
         return total
 
-    def _listener(self) -> psycopg.Connection[tuple[object, ...]] | None:
-        if self.db.is_sqlite:
-            return None
-        url = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        try:
-            conn = psycopg.connect(url, autocommit=True)
-            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            return conn
-        except psycopg.Error as exc:
-            log.warning("inventory: cannot LISTEN (%s); polling every %ss", exc, self.poll_seconds)
-            return None
+    def _listener(self) -> psycopg.Connection[Any] | None:
+        return listen(self.db.url, NOTIFY_CHANNEL)
 
     def run_forever(self) -> None:
         # Background work: let request handling and the engines go first (Linux: per-thread nice).

@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from xcloudflow.db import Database
-from xcloudflow.db.dialect import notify
+from xcloudflow.db.dialect import listen, notify
 
 log = logging.getLogger("xcloudflow.jobs")
 
@@ -89,14 +89,7 @@ class NotifyListener:
         self._thread: threading.Thread | None = None
 
     def _connect(self) -> psycopg.Connection[Any] | None:
-        url = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        try:
-            conn = psycopg.connect(url, autocommit=True)
-            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            return conn
-        except psycopg.Error as exc:
-            log.warning("jobs: cannot LISTEN (%s); agents fall back to polling", exc)
-            return None
+        return listen(self.db.url, NOTIFY_CHANNEL)
 
     def _run(self) -> None:
         conn = None

@@ -10,6 +10,7 @@ from xcloudflow.iam.service import require
 from xcloudflow.metrics import STATE_WRITES
 from xcloudflow.server.deps import app_context, audit_context, principal
 from xcloudflow.state import service
+from xcloudflow.state.backend_api import stream_state
 from xcloudflow.state.documents import StackRef
 from xcloudflow.state.schemas import (
     OutputsOut,
@@ -109,15 +110,7 @@ def version_content(
             version=version,
         )
     assert content is not None
-    return StreamingResponse(
-        content.chunks,
-        media_type="application/json",
-        headers={
-            "Content-MD5": content.md5_base64,
-            "ETag": f'"{content.version.etag}"',
-            "Content-Length": str(content.version.size),
-        },
-    )
+    return stream_state(content)
 
 
 @router.get(STACK + "/diff", response_model=StateDiff)

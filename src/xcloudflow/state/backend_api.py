@@ -27,12 +27,8 @@ from xcloudflow.state.schemas import LockInfo
 router = APIRouter(tags=["backend"])
 
 
-def read_state(request: Request, ref: StackRef, who: Principal) -> Response:
-    ctx = app_context(request)
-    with ctx.db.read() as session:
-        content = service.read_content(session=session, keyring=ctx.keyring, org_id=who.org_id, ref=ref)
-    if content is None:
-        return Response(status_code=204)
+def stream_state(content: service.StateContent) -> StreamingResponse:
+    """A version's exact bytes, decrypted as they are sent, with Content-MD5 and ETag."""
     return StreamingResponse(
         content.chunks,
         media_type="application/json",
@@ -43,6 +39,15 @@ def read_state(request: Request, ref: StackRef, who: Principal) -> Response:
             "X-XCF-Version": str(content.version.version),
         },
     )
+
+
+def read_state(request: Request, ref: StackRef, who: Principal) -> Response:
+    ctx = app_context(request)
+    with ctx.db.read() as session:
+        content = service.read_content(session=session, keyring=ctx.keyring, org_id=who.org_id, ref=ref)
+    if content is None:
+        return Response(status_code=204)
+    return stream_state(content)
 
 
 async def receive_upload(request: Request, *, max_bytes: int) -> Upload:
