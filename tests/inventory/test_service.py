@@ -292,3 +292,26 @@ def test_locked_stack_is_ingested_after_its_operation(db, admin, put_state) -> N
     assert admin.request("UNLOCK", "/terraform/state/net/prod", json=info).status_code == 200
     with db.read() as session:
         assert inventory.pending_stacks(session=session, defer_locked_seconds=60) != []
+
+
+def test_secret_values_never_become_ref_candidates(db, put_state, consume) -> None:  # type: ignore[no-untyped-def]
+    from xcloudflow.inventory.models import ResourceRef
+
+    secret_uuid = "0b9c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3"  # looks like an id, but is a secret
+    res = {
+        "mode": "managed",
+        "type": "aws_thing",
+        "name": "t",
+        "provider": 'provider["registry.terraform.io/hashicorp/aws"]',
+        "instances": [
+            {
+                "attributes": {"id": "x-1", "api_token": secret_uuid, "peer": "vpc-0a1b2c3d4e5f60718"},
+                "sensitive_attributes": [],
+            }
+        ],
+    }
+    put_state(tf(1, [res]))
+    consume()
+    with db.read() as session:
+        values = set(session.scalars(select(ResourceRef.value)))
+    assert values == {"vpc-0a1b2c3d4e5f60718"}

@@ -6,6 +6,7 @@ that says what is wrong and where (the consumer records it on the version and go
 
 from __future__ import annotations
 
+import hashlib
 import json
 import marshal
 import re
@@ -33,19 +34,19 @@ class ParsedResource:
     provider_ref: str | None = None
     status: str | None = None
     native_id: str | None = None
-    # The instance as stored, canonically serialized: with a keyed hash it tells an unchanged
-    # resource apart without redacting or diffing it again.
+    # A digest of the instance as stored: keyed, it tells an unchanged resource apart without
+    # redacting or diffing it again.
     source: bytes = b""
 
 
 def fingerprint(value: Any) -> bytes:
-    """A compact serialization of parsed JSON for change detection (not for storage).
+    """A digest of parsed JSON for change detection (never stored as is: the service keys it).
 
     marshal is several times faster than json.dumps and deterministic for the same parsed document;
     its format may change with the Python version, which only costs one re-redaction of unchanged
     resources after an upgrade (their attribute hashes still match, so no event is written).
     """
-    return marshal.dumps(value)
+    return hashlib.sha256(marshal.dumps(value)).digest()
 
 
 def provider_short_name(provider: str) -> str:

@@ -50,6 +50,7 @@ class Resolved:
     attrs: dict[str, Any]
     attrs_hash: str
     source_hash: str
+    region: str | None = None
 
 
 def run_id_of(head_id: int, version: int) -> uuid.UUID:
@@ -81,6 +82,7 @@ def _resolve(
         source_hash = redact.keyed_hash(res.source, salt=salt)
         prior = known.get(res.addr)
         if prior is not None and prior.source_hash == source_hash and prior.uid not in out:
+            res.attrs = {}
             out[prior.uid] = Resolved(res, prior.uid, None, {}, prior.attrs_hash, source_hash)
             unchanged.add(prior.uid)
             continue
@@ -88,7 +90,9 @@ def _resolve(
         if uid in out:  # the same global id twice in one state (e.g. a deposed instance): keep both apart
             uid, gid = uuid.uuid5(identity.NAMESPACE, f"dup|{uid}|{res.addr}"), None
         attrs = redact.redact(res.attrs, salt=salt, sensitive_paths=res.sensitive_paths)
-        out[uid] = Resolved(res, uid, gid, attrs, redact.attrs_hash(attrs, salt=salt), source_hash)
+        region = identity.region_of(res)
+        res.attrs = {}  # from here on only the redacted form exists: no secret can reach a table
+        out[uid] = Resolved(res, uid, gid, attrs, redact.attrs_hash(attrs, salt=salt), source_hash, region)
     return out, unchanged
 
 
@@ -141,8 +145,11 @@ def ingest_version(
     progress.last_version = sv.version
     progress.updated_at = utcnow()
     try:
-        doc = state.load_document(session=session, keyring=keyring, head_id=sv.head_id, version=sv.version)
-        parsed = parse(sv.tool, doc, include_data=include_data)
+        parsed = parse(
+            sv.tool,
+            state.load_document(session=session, keyring=keyring, head_id=sv.head_id, version=sv.version),
+            include_data=include_data,
+        )
     except (InventoryParseError, DomainError) as exc:
         _record_error(session, sv, str(exc))
         session.flush()
@@ -213,7 +220,7 @@ def _apply(
     for ev in events:
         r = new.get(ev.stable_uid)
         if r is not None:
-            provider, rtype, region = r.res.provider, r.res.resource_type, identity.region_of(r.res)
+            provider, rtype, region = r.res.provider, r.res.resource_type, r.region
         else:
             provider, rtype, region = gone_fields[ev.stable_uid]
         rows.append(
@@ -283,7 +290,7 @@ def _project_current(
             "global_id": r.global_id,
             "native_id": (r.res.native_id or "")[:512] or None,
             "cloud": identity.cloud_of(r.res.provider),
-            "region": identity.region_of(r.res),
+            "region": r.region,
             "attrs": r.attrs,
             "attrs_hash": r.attrs_hash,
             "source_hash": r.source_hash,
@@ -384,7 +391,7 @@ def _project_refs(session: Session, org: int, touched: list[Resolved]) -> None:
     for r in touched:
         own = {v for v in (r.global_id, r.res.native_id) if v}
         refs.extend(
-            {"org_id": org, "src_uid": r.uid, "value": v} for v in identity.ref_candidates(r.res.attrs, own)
+            {"org_id": org, "src_uid": r.uid, "value": v} for v in identity.ref_candidates(r.attrs, own)
         )
     if refs:
         session.execute(insert(ResourceRef), refs)
