@@ -88,4 +88,6 @@ def attrs_hash(redacted: Any, *, salt: bytes) -> str:
 
 
 def keyed_hash(data: bytes, *, salt: bytes) -> str:
-    return hmac.new(salt, data, hashlib.sha256).hexdigest()
+    """A keyed digest (BLAKE2b in keyed mode is a MAC, computed in one C call: this runs once per
+    resource per version)."""
+    return hashlib.blake2b(data, key=salt[:64], digest_size=32).hexdigest()
