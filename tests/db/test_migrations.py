@@ -10,7 +10,10 @@ import xcloudflow.iam.models
 import xcloudflow.inventory.models
 import xcloudflow.jobs.models
 import xcloudflow.keys.models
-import xcloudflow.state.models  # noqa: F401 - registers the tables
+import xcloudflow.notify.models
+import xcloudflow.runs.models
+import xcloudflow.state.models
+import xcloudflow.workspaces.models  # noqa: F401 - registers the tables
 from xcloudflow.db import Base, Database, migrate
 
 

@@ -1,0 +1,1 @@
+"""Notifications: signed webhooks (generic JSON, Slack, Feishu/Lark) on run events, sent from an outbox."""

@@ -1,0 +1,1 @@
+"""Runs (the seed's tasks): plan -> confirm -> apply of a workspace, executed as jobs by agents."""
