@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     inventory_poll_seconds: float = 2.0
     # A stack locked for less than this long (an apply or plan is running) is ingested after it.
     inventory_defer_locked_seconds: float = 120.0
+    # Drift checks: how often `xcf server` looks for workspaces whose refresh-only check is due.
+    drift_check_seconds: float = Field(default=30.0, gt=0)
+    # Notifications: the sender thread of `xcf server` posts due deliveries every this many seconds (and
+    # at once when this process queues one); a failing delivery is retried after 30 s, 60 s, 120 s...
+    # up to `notify_max_attempts` attempts in all.
+    notify_sender: bool = True
+    notify_poll_seconds: float = Field(default=5.0, gt=0)
+    notify_timeout_seconds: float = Field(default=10.0, gt=0)
+    notify_max_attempts: int = Field(default=8, ge=1, le=50)
+    notify_retry_base_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("data_dir", mode="before")
     @classmethod

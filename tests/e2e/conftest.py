@@ -203,6 +203,9 @@ def xcf_server_process(
         "XCF_BOOTSTRAP_TOKEN": token,
         "XCF_DATABASE_URL": database_url,
         "PYTHONUNBUFFERED": "1",
+        # Short leases so that a killed agent's job is seen errored within seconds.
+        "XCF_JOB_LEASE_SECONDS": "8",
+        "XCF_JOB_POLL_SECONDS": "0.5",
     }
     cmd = [sys.executable, "-m", "xcloudflow", "server", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:

@@ -23,6 +23,8 @@ class Principal:
     org_name: str
     role: str
     token_id: int
+    # A job token acts only on the one Terraform stack of its job: (project, stack); None for people.
+    stack_scope: tuple[str, str] | None = None
 
     def has(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]

@@ -15,7 +15,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -57,6 +57,29 @@ from xcloudflow.keys.keyring import Keyring
 DIAGNOSTIC_KINDS = frozenset({"agent.diagnose", "agent.sleep"})
 _ARTIFACT_NAME = re.compile(ARTIFACT_NAME_PATTERN)
 MAX_RETRY_DELAY_SECONDS = 300
+
+
+class JobListener(Protocol):
+    """Called in the transaction that changes a job: `event` is started, retrying or finished."""
+
+    def __call__(self, session: Session, job: Job, event: str) -> None: ...
+
+
+_listeners: dict[str, JobListener] = {}
+
+
+def on_job_event(kind_prefix: str, listener: JobListener) -> None:
+    """Let the domain that owns jobs of kinds starting with `kind_prefix` follow them (runs, later engines).
+
+    Listeners run in the same transaction as the job change, so a job and what it drives never disagree.
+    """
+    _listeners[kind_prefix] = listener
+
+
+def _emit(session: Session, job: Job, event: str) -> None:
+    for prefix, listener in _listeners.items():
+        if job.kind.startswith(prefix):
+            listener(session, job, event)
 
 
 @dataclass(frozen=True)
@@ -264,6 +287,8 @@ def start(*, session: Session, job: JobIdentity, lease_seconds: float) -> JobOut
         row.status = "running"
         row.started_at = now
         row.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        session.flush()
+        _emit(session, row, "started")
     session.flush()
     return _job_out(row, _pool_name(session, row.pool_id))
 
@@ -352,9 +377,13 @@ def finish(
         row.agent_id = None
         row.token_hash = None
         notify_enqueued(session, row.pool_id)
+        session.flush()
+        _emit(session, row, "retrying")
     else:
         row.status = outcome
         row.finished_at = now
+        session.flush()
+        _emit(session, row, "finished")
     if ctx is not None:
         audit.record(
             session=session,
@@ -389,19 +418,38 @@ def request_cancel(*, session: Session, principal: Principal, ctx: AuditContext,
     """A queued job is canceled at once; a claimed or running one is asked to stop (its agent polls)."""
     iam.require(principal, "writer", action="canceling jobs")
     job = _org_job(session, principal.org_id, job_id, lock=True)
+    out = cancel_job(session=session, job_id=job.id, actor=principal.user_name)
+    audit.record(session=session, ctx=ctx, action="jobs.job.cancel", resource=f"job/{job.id}")
+    return out
+
+
+def cancel_job(*, session: Session, job_id: uuid.UUID, actor: str) -> JobOut:
+    """Cancel for a domain that owns the job (no role check: the caller checked its own)."""
+    job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
+    if job is None:
+        raise NotFound(f"no job {job_id}")
     if job.status in FINISHED_STATUSES:
         raise Conflict(f"job {job.id} already finished ({job.status})", details={"status": job.status})
     now = utcnow()
     if job.cancel_requested_at is None:
         job.cancel_requested_at = now
-        job.cancel_requested_by = principal.user_name
+        job.cancel_requested_by = actor
     if job.status == "queued":
         job.status = "canceled"
         job.finished_at = now
-        job.error = f"canceled by {principal.user_name} before an agent claimed it"
-    audit.record(session=session, ctx=ctx, action="jobs.job.cancel", resource=f"job/{job.id}")
+        job.error = f"canceled by {actor} before an agent claimed it"
+        session.flush()
+        _emit(session, job, "finished")
     session.flush()
     return _job_out(job, _pool_name(session, job.pool_id))
+
+
+def job_by_token(*, session: Session, token: str) -> Job | None:
+    """The unfinished job a job token belongs to (job tokens also reach the one stack a job names)."""
+    job = session.scalars(select(Job).where(Job.token_hash == iam.hash_token(token))).first()
+    if job is None or job.status in FINISHED_STATUSES:
+        return None
+    return job
 
 
 def reap_expired(*, session: Session, lease_seconds: float) -> list[uuid.UUID]:
@@ -422,6 +470,8 @@ def reap_expired(*, session: Session, lease_seconds: float) -> list[uuid.UUID]:
         job.error = (
             f"agent {job.agent_name} stopped heartbeating at {seen}; the job was not retried automatically"
         )
+        session.flush()
+        _emit(session, job, "finished")
     agents.mark_offline(session=session, offline_after_seconds=lease_seconds)
     session.flush()
     return [job.id for job, _ in rows]

@@ -14,9 +14,11 @@ from fastapi import Request
 
 from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.db import Database
-from xcloudflow.errors import Unauthorized
+from xcloudflow.errors import Forbidden, Unauthorized
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
+from xcloudflow.jobs import service as jobs
+from xcloudflow.jobs.agents import JOB_TOKEN_PREFIX
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.settings import Settings
 
@@ -55,11 +57,47 @@ def _token_from(request: Request) -> str:
     raise Unauthorized("unsupported Authorization scheme: use Bearer or Basic")
 
 
+def _job_principal(request: Request, token: str) -> Principal:
+    """A job token (handed to Terraform on the agent) reaches only its job's stack, by the backend routes."""
+    with app_context(request).db.read() as session:
+        job = jobs.job_by_token(session=session, token=token)
+        if job is None:
+            raise Unauthorized("the job token is not valid (unknown, or its job has finished)")
+        scope = job.payload.get("state") if isinstance(job.payload, dict) else None
+        if not isinstance(scope, dict):
+            raise Forbidden(f"job {job.id} reaches no state")
+        scoped = (str(scope.get("project")), str(scope.get("stack")))
+        who = Principal(
+            user_id=0,
+            user_name=f"job:{job.id}",
+            org_id=job.org_id,
+            org_name="",
+            role="writer",
+            token_id=0,
+            stack_scope=scoped,
+        )
+    params = request.path_params
+    on_backend = (
+        request.url.path.startswith("/terraform/state/")
+        or request.url.path.startswith("/terraform/lock/")
+        or request.url.path.startswith("/terraform/unlock/")
+    )
+    if not on_backend or (params.get("project"), params.get("stack")) != scoped:
+        raise Forbidden(
+            f"a job token only reaches the Terraform state of its workspace "
+            f"({scoped[0]}/{scoped[1]}) through /terraform/state/..."
+        )
+    return who
+
+
 def principal(request: Request) -> Principal:
     ctx = app_context(request)
     token = _token_from(request)
-    with ctx.db.read() as session:
-        who = iam.authenticate(session=session, token=token)
+    if token.startswith(JOB_TOKEN_PREFIX):
+        who = _job_principal(request, token)
+    else:
+        with ctx.db.read() as session:
+            who = iam.authenticate(session=session, token=token)
     request.state.principal = who
     return who
 

@@ -31,6 +31,7 @@ from xcloudflow.state.documents import StackRef, Upload
 from xcloudflow.state.heads import find_head, get_head, lock_head
 from xcloudflow.state.models import StateHead, StateLock, StateOutbox, StateVersion
 from xcloudflow.state.schemas import (
+    LockInfo,
     OutputsOut,
     OutputValue,
     StackOut,
@@ -563,3 +564,23 @@ def load_document(*, session: Session, keyring: Keyring, head_id: int, version: 
         return documents.load_object_streaming(chunks)
     except ValueError as exc:
         raise Invalid(f"version {version} is not a JSON object: {exc}") from exc
+
+
+def release_lock_held_by(
+    *, session: Session, ctx: AuditContext, org_id: int, project: str, stack: str, actor: str
+) -> LockInfo | None:
+    """Break the Terraform lock of a stack if (and only if) `actor` took it; e.g. a job whose agent died."""
+    ref = StackRef("terraform", project, stack)
+    lock = locking.current_lock(session=session, org_id=org_id, ref=ref)
+    if lock is None or lock.actor != actor:
+        return None
+    return locking.release(session=session, ctx=ctx, org_id=org_id, ref=ref, lock_id=None)
+
+
+def head_serial(*, session: Session, org_id: int, project: str, stack: str) -> tuple[int | None, str | None]:
+    """(serial, lineage) of a Terraform stack's current version; (None, None) when it has none."""
+    head = find_head(session=session, org_id=org_id, ref=StackRef("terraform", project, stack))
+    if head is None or not head.head_version or head.deleted_at is not None:
+        return None, None
+    latest = _version_row(session, head, head.head_version)
+    return latest.serial, latest.lineage

@@ -1,0 +1,111 @@
+"""Helpers of the run end-to-end tests: configurations, workspaces, runs and waiting for stages."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+FINAL = ("planned_and_finished", "applied", "errored", "canceled", "discarded")
+RUN_TIMEOUT = 180.0
+
+
+def tarball(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def workspace(client: httpx.Client, project: str, name: str, **fields: Any) -> dict[str, Any]:
+    resp = client.post("/api/v1/workspaces", json={"project": project, "name": name, **fields})
+    assert resp.status_code == 201, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def upload(client: httpx.Client, project: str, name: str, files: dict[str, str]) -> dict[str, Any]:
+    resp = client.post(
+        f"/api/v1/workspaces/{project}/{name}/code-versions",
+        content=tarball(files),
+        headers={"Content-Type": "application/gzip"},
+    )
+    assert resp.status_code == 201, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def set_var(client: httpx.Client, project: str, name: str, key: str, value: str, **flags: Any) -> None:
+    category = flags.pop("category", "terraform")
+    resp = client.put(
+        f"/api/v1/workspaces/{project}/{name}/vars/{category}/{key}", json={"value": value, **flags}
+    )
+    assert resp.status_code in (200, 201), resp.text
+
+
+def start_run(client: httpx.Client, project: str, name: str, **body: Any) -> dict[str, Any]:
+    resp = client.post(f"/api/v1/workspaces/{project}/{name}/runs", json=body)
+    assert resp.status_code == 201, resp.text
+    run: dict[str, Any] = resp.json()
+    return run
+
+
+def show(client: httpx.Client, run_id: str) -> dict[str, Any]:
+    resp = client.get(f"/api/v1/runs/{run_id}")
+    assert resp.status_code == 200, resp.text
+    run: dict[str, Any] = resp.json()
+    return run
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float = RUN_TIMEOUT) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")
+
+
+def wait_stage(
+    client: httpx.Client, run_id: str, *stages: str, timeout: float = RUN_TIMEOUT
+) -> dict[str, Any]:
+    """Wait until the run is in one of `stages`; fails at once if it ends elsewhere."""
+    deadline = time.monotonic() + timeout
+    run = show(client, run_id)
+    while time.monotonic() < deadline:
+        run = show(client, run_id)
+        if run["stage"] in stages:
+            return run
+        if run["stage"] in FINAL:
+            raise AssertionError(
+                f"run ended {run['stage']} while waiting for {stages}: {run['error']}\n{log_text(client, run_id)}"
+            )
+        time.sleep(0.25)
+    raise AssertionError(
+        f"run still {run['stage']} after {timeout}s, waiting for {stages}\n{log_text(client, run_id)}"
+    )
+
+
+def log_text(client: httpx.Client, run_id: str) -> str:
+    lines: list[str] = []
+    after: str | None = None
+    while True:
+        params = {"after": after} if after else {}
+        resp = client.get(f"/api/v1/runs/{run_id}/logs", params=params)
+        assert resp.status_code == 200, resp.text
+        page = resp.json()
+        lines += [item["text"] for item in page["items"]]
+        after = page["last_cursor"]
+        if not page["more"]:
+            return "".join(lines)
