@@ -145,12 +145,13 @@ def test_a_stale_plan_is_refused_and_the_workspace_moves_on(xcf_server: XcfServe
     run = start_run(api, project, name, kind="plan_and_apply")
     wait_stage(api, run["id"], "planned")
 
-    # Someone changes the state behind the plan's back: a rollback through the state service.
-    versions = xcf_server.versions(project, name)
-    resp = api.post(
-        f"/api/v1/stacks/terraform/{project}/{name}/rollback", json={"version": versions[-1]["version"]}
-    )
-    assert resp.status_code in (200, 201), resp.text
+    # Someone writes the state behind the plan's back, through the state service.
+    stack = xcf_server.stack(project, name)
+    assert stack is not None
+    state = json.loads(xcf_server.version_content(project, name, stack["head_version"]))
+    state["serial"] += 1
+    resp = api.post(xcf_server.state_url(project, name), content=json.dumps(state).encode())
+    assert resp.status_code == 200, resp.text
 
     resp = api.post(f"/api/v1/runs/{run['id']}/confirm")
     assert resp.status_code == 409, resp.text

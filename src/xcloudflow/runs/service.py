@@ -530,8 +530,12 @@ def _plan_finished(session: Session, run: Run, ws: Workspace, job: Job, result: 
     run.output_changes = result.get("output_changes")
     run.plan_state_serial = result.get("state_serial")
     run.plan_state_lineage = result.get("state_lineage")
-    drift = result.get("resource_drift") or []
-    if run.kind == "refresh_only" and drift:
+    if run.kind == "refresh_only" and run.has_changes:
+        # What the refresh found changed outside Terraform, and the outputs that no longer match it.
+        drift = list(result.get("resource_drift") or []) + [
+            {"address": f"output.{o.get('name')}", "actions": o.get("actions", [])}
+            for o in run.output_changes or []
+        ]
         _record_drift(session, run, drift)
     if not run.has_changes or run.source == "drift":
         _transition(session, run, "planned_and_finished", actor=job.agent_name)
