@@ -30,11 +30,18 @@ from xcloudflow.inventory import service as inventory
 from xcloudflow.inventory.api import router as inventory_router
 from xcloudflow.inventory.worker import InventoryWorker
 from xcloudflow.jobs import agents as job_agents
+from xcloudflow.jobs import service as jobs_service
 from xcloudflow.jobs.agent_api import router as agent_api_router
 from xcloudflow.jobs.api import router as jobs_router
 from xcloudflow.jobs.config import JobSettings
 from xcloudflow.jobs.runtime import JobsRuntime
 from xcloudflow.keys.keyring import Keyring
+from xcloudflow.notify.api import router as notify_router
+from xcloudflow.notify.sender import NotificationSender
+from xcloudflow.runs import drift as runs_drift
+from xcloudflow.runs import service as runs
+from xcloudflow.runs.agent_api import router as runs_agent_router
+from xcloudflow.runs.api import router as runs_router
 from xcloudflow.server import errors
 from xcloudflow.server.deps import AppContext, app_context, principal
 from xcloudflow.server.middleware import RequestContextMiddleware
@@ -42,6 +49,8 @@ from xcloudflow.settings import Settings
 from xcloudflow.state import service as state
 from xcloudflow.state.api import router as stacks_router
 from xcloudflow.state.backend_api import router as backend_router
+from xcloudflow.workspaces.api import router as workspaces_router
+from xcloudflow.workspaces.resources_api import router as workspace_resources_router
 
 if TYPE_CHECKING:
     from xcloudflow.agent import Agent
@@ -86,6 +95,22 @@ async def _maintenance_loop(ctx: AppContext) -> None:
         except Exception:
             log.exception("maintenance run failed")
         await asyncio.sleep(ctx.settings.maintenance_interval_seconds)
+
+
+def _drift_tick(ctx: AppContext) -> None:
+    with ctx.db.write() as session:
+        started = runs_drift.schedule_due(session=session, keyring=ctx.keyring)
+    if started:
+        log.info("started %d drift checks", started)
+
+
+async def _drift_loop(ctx: AppContext) -> None:
+    while True:
+        try:
+            await run_in_threadpool(_drift_tick, ctx)
+        except Exception:
+            log.exception("drift scheduling failed")
+        await asyncio.sleep(ctx.settings.drift_check_seconds)
 
 
 # ---- jobs: the embedded agent (talks to this server over HTTP like any other agent)
@@ -133,12 +158,14 @@ def create_app(
     jobs: JobSettings | None = None,
     embedded_agent: bool | None = None,
     agent_url: str | None = None,
+    notification_sender: bool | None = None,
 ) -> FastAPI:
     """The app; `maintenance` and `inventory_worker` (default: same as maintenance) run background work.
 
     `embedded_agent` (default: `maintenance` and XCF_EMBEDDED_AGENT) runs one agent in-process for the
     default organization's `embedded` pool, reaching this server at `agent_url` (default from
     XCF_HOST/XCF_PORT). `jobs` overrides the job queue settings (default: from XCF_*).
+    `notification_sender` (default: `maintenance` and XCF_NOTIFY_SENDER) posts queued notifications.
     """
     ctx = AppContext(
         settings=settings,
@@ -146,12 +173,14 @@ def create_app(
         keyring=Keyring.from_settings(settings, create=False),
     )
     job_settings = jobs or JobSettings()
+    jobs_service.on_job_event("terraform.", runs.on_job_event)
     jobs_runtime = JobsRuntime(ctx.db, job_settings)
     run_agent = (maintenance and job_settings.embedded_agent) if embedded_agent is None else embedded_agent
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_maintenance_loop(ctx)) if maintenance else None
+        drift_task = asyncio.create_task(_drift_loop(ctx)) if maintenance else None
         worker = None
         if inventory_worker if inventory_worker is not None else maintenance:
             worker = InventoryWorker(
@@ -161,6 +190,17 @@ def create_app(
                 defer_locked_seconds=settings.inventory_defer_locked_seconds,
             )
             worker.start()
+        sender = None
+        if (maintenance and settings.notify_sender) if notification_sender is None else notification_sender:
+            sender = NotificationSender(
+                ctx.db,
+                ctx.keyring,
+                poll_seconds=settings.notify_poll_seconds,
+                timeout_seconds=settings.notify_timeout_seconds,
+                max_attempts=settings.notify_max_attempts,
+                retry_base_seconds=settings.notify_retry_base_seconds,
+            )
+            sender.start()
         jobs_runtime.start()
         agent = None
         if run_agent:
@@ -175,10 +215,13 @@ def create_app(
             jobs_runtime.close()
             if worker is not None:
                 worker.stop.set()
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if sender is not None:
+                await run_in_threadpool(sender.stop)
+            for background in (task, drift_task):
+                if background is not None:
+                    background.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await background
             ctx.db.dispose()
 
     app = FastAPI(
@@ -216,7 +259,7 @@ def create_app(
         return JSONResponse({"status": "ready", "migration": current})
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics (any valid token)")
-    def metrics(_who: Principal = Depends(principal)) -> Response:
+    def metrics(request: Request, _who: Principal = Depends(principal)) -> Response:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
             from prometheus_client import multiprocess
 
@@ -232,6 +275,11 @@ def create_app(
     app.include_router(backend_router)
     app.include_router(jobs_router)
     app.include_router(agent_api_router)
+    app.include_router(runs_router)
+    app.include_router(runs_agent_router)
+    app.include_router(notify_router)
+    app.include_router(workspaces_router)
+    app.include_router(workspace_resources_router)
     return app
 
 
