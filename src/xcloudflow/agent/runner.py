@@ -70,6 +70,11 @@ class JobIO:
     def upload(self, name: str, data: bytes) -> None:
         self._client.upload(self.job, name, data)
 
+    @property
+    def client(self) -> AgentClient:
+        """The agent's HTTP client, for handlers that fetch more of their job (run bundle, code, plan)."""
+        return self._client
+
     def _take(self) -> list[str]:
         with self._lock:
             batch, self._pending = self._pending[:500], self._pending[500:]
