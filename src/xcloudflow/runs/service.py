@@ -25,6 +25,7 @@ from xcloudflow.db.pagination import check_limit, decode_cursor, encode_cursor
 from xcloudflow.errors import Conflict, DomainError, Invalid, NotFound
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
+from xcloudflow.inventory import drift as inventory_drift
 from xcloudflow.jobs import service as jobs
 from xcloudflow.jobs.models import Job
 from xcloudflow.keys.keyring import Keyring
@@ -536,7 +537,7 @@ def _plan_finished(session: Session, run: Run, ws: Workspace, job: Job, result: 
             {"address": f"output.{o.get('name')}", "actions": o.get("actions", [])}
             for o in run.output_changes or []
         ]
-        _record_drift(session, run, drift)
+        _record_drift(session, run, ws, drift)
     if not run.has_changes or run.source == "drift":
         _transition(session, run, "planned_and_finished", actor=job.agent_name)
         return
@@ -577,16 +578,26 @@ def _apply_finished(session: Session, run: Run, ws: Workspace, job: Job, result:
     _fail(session, run, message, actor=job.agent_name, error_class=result.get("error_class") or "permanent")
 
 
-def _record_drift(session: Session, run: Run, drift: list[dict[str, Any]]) -> None:
+def _record_drift(session: Session, run: Run, ws: Workspace, drift: list[dict[str, Any]]) -> None:
+    now = utcnow()
     session.add(
         DriftFinding(
             org_id=run.org_id,
             workspace_id=run.workspace_id,
             run_id=run.id,
-            detected_at=utcnow(),
+            detected_at=now,
             resources=drift,
             count=len(drift),
         )
+    )
+    inventory_drift.record_drift(
+        session=session,
+        org_id=run.org_id,
+        project=ws.project,
+        stack=ws.name,
+        run_id=run.id,
+        at=now,
+        drifted=drift,
     )
     session.flush()
     metrics.drift_found()
