@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from xcloudflow.cli import admin_cmd, agent_cmd, iam_cmd, inventory_admin, inventory_cmd, state_cmd
+from xcloudflow.cli import (
+    admin_cmd,
+    agent_cmd,
+    iam_cmd,
+    inventory_admin,
+    inventory_cmd,
+    run_cmd,
+    state_cmd,
+    workspace_cmd,
+)
 
 app = typer.Typer(
     name="xcf",
@@ -34,6 +43,8 @@ inventory_admin.register(inventory_cmd.inventory_app)
 app.add_typer(inventory_cmd.inventory_app, name="inventory")
 app.add_typer(inventory_cmd.graph_app, name="graph")
 agent_cmd.register(app)
+app.add_typer(workspace_cmd.workspace_app, name="workspace")
+app.add_typer(run_cmd.run_app, name="run")
 
 
 def main() -> None:

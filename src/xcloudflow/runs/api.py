@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from xcloudflow.errors import Conflict, NotFound
+from xcloudflow.errors import Conflict, Invalid, NotFound
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.jobs import service as jobs
 from xcloudflow.runs import logs, service
@@ -96,15 +96,29 @@ def drift_check(request: Request, project: str, name: str, who: Principal = Depe
 @router.get("/runs", response_model=RunPage)
 def list_runs(
     request: Request,
+    workspace: str | None = Query(None, description='"project/name": the runs of one workspace'),
     project: str | None = None,
     stage: str | None = None,
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     who: Principal = Depends(principal),
 ) -> RunPage:
+    name: str | None = None
+    if workspace is not None:
+        project, sep, name = workspace.partition("/")
+        if not sep or not project or not name:
+            raise Invalid(
+                f"workspace must be project/name, not {workspace!r}", details={"field": "workspace"}
+            )
     with app_context(request).db.read() as session:
         return service.list_runs(
-            session=session, org_id=who.org_id, project=project, stage=stage, cursor=cursor, limit=limit
+            session=session,
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            stage=stage,
+            cursor=cursor,
+            limit=limit,
         )
 
 

@@ -63,10 +63,16 @@ def workspace_label(ws: Workspace) -> str:
 def _queue_position(session: Session, run: Run) -> int | None:
     if run.stage != "pending" or run.plan_job_id is not None:
         return None
+    # Only runs still waiting count: a pending run whose plan job is queued already holds the workspace.
     ahead = session.scalar(
         select(func.count())
         .select_from(Run)
-        .where(Run.workspace_id == run.workspace_id, Run.stage == "pending", Run.created_at < run.created_at)
+        .where(
+            Run.workspace_id == run.workspace_id,
+            Run.stage == "pending",
+            Run.plan_job_id.is_(None),
+            Run.number < run.number,
+        )
     )
     return int(ahead or 0) + 1
 
@@ -264,8 +270,8 @@ def _state_scope(ws: Workspace) -> dict[str, str]:
 def dispatch_next(*, session: Session, workspace_id: int) -> Run | None:
     """Queue the plan job of the oldest pending run if no run holds the workspace."""
     ws = session.scalars(select(Workspace).where(Workspace.id == workspace_id).with_for_update()).first()
-    if ws is None:
-        return None
+    if ws is None or ws.locked:
+        return None  # a locked workspace starts nothing; dispatch_waiting picks it up once unlocked
     holder = session.scalars(
         select(Run.id)
         .where(
@@ -301,6 +307,18 @@ def dispatch_next(*, session: Session, workspace_id: int) -> Run | None:
     metrics.queued(run.kind)
     session.flush()
     return run
+
+
+def dispatch_waiting(*, session: Session, limit: int = 100) -> int:
+    """Dispatch workspaces whose pending runs wait with nothing holding them (e.g. after an unlock)."""
+    waiting = session.scalars(
+        select(Run.workspace_id)
+        .join(Workspace, Workspace.id == Run.workspace_id)
+        .where(Run.stage == "pending", Run.plan_job_id.is_(None), Workspace.locked.is_(False))
+        .distinct()
+        .limit(limit)
+    ).all()
+    return sum(dispatch_next(session=session, workspace_id=ws_id) is not None for ws_id in waiting)
 
 
 def create_run(
@@ -419,6 +437,12 @@ def confirm(*, session: Session, principal: Principal, ctx: AuditContext, run_id
     """Apply exactly the saved plan; refused (the run errors as stale) if the state moved since the plan."""
     iam.require(principal, "writer", action="confirming runs")
     run, ws = get_run(session, principal.org_id, run_id, lock=True)
+    if ws.locked:
+        raise Conflict(
+            f"workspace {workspace_label(ws)} is locked by {ws.locked_by or 'someone'}: "
+            f"{ws.lock_reason or 'no reason given'}; unlock it to apply",
+            details={"locked_by": ws.locked_by, "lock_reason": ws.lock_reason},
+        )
     if run.stage == "planned" and not run.has_changes:
         raise Conflict(f"run #{run.number} has no changes to apply")
     if run.stage != "planned":

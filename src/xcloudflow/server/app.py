@@ -100,6 +100,8 @@ async def _maintenance_loop(ctx: AppContext) -> None:
 def _drift_tick(ctx: AppContext) -> None:
     with ctx.db.write() as session:
         started = runs_drift.schedule_due(session=session, keyring=ctx.keyring)
+    with ctx.db.write() as session:
+        runs.dispatch_waiting(session=session)
     if started:
         log.info("started %d drift checks", started)
 

@@ -77,6 +77,12 @@ def _job_principal(request: Request, token: str) -> Principal:
             stack_scope=scoped,
         )
     params = request.path_params
+    path = request.url.path
+    # What Terraform's http backend does: read, write, lock and unlock. Never delete the stack.
+    if request.method not in ("GET", "POST", "LOCK", "UNLOCK") and not (
+        request.method == "DELETE" and path.endswith("/lock")
+    ):
+        raise Forbidden(f"a job token cannot {request.method} state")
     on_backend = (
         request.url.path.startswith("/terraform/state/")
         or request.url.path.startswith("/terraform/lock/")

@@ -1,0 +1,348 @@
+"""Managed resources of a workspace under /api/v1/workspaces/{project}/{name} (thin: parse, authorize,
+call `resources`). Reads need any valid token; writes need the writer role.
+
+A resource address (`terraform_data.web`, `data.T.N`, `module.net`) is one path segment: it has dots
+but never a slash.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from xcloudflow.iam import service as iam
+from xcloudflow.iam.schemas import Principal
+from xcloudflow.server.deps import app_context, audit_context, principal
+from xcloudflow.workspaces import resources
+from xcloudflow.workspaces.resource_schemas import (
+    DependencyCreate,
+    DependencyList,
+    DependencyOut,
+    ResourceCompare,
+    ResourceCreate,
+    ResourceDetail,
+    ResourcePage,
+    ResourceRollback,
+    ResourceUpdate,
+    ResourceVersionDetail,
+    ResourceVersionPage,
+    SnapshotCreate,
+    SnapshotList,
+    SnapshotOut,
+    SnapshotRestoreOut,
+)
+
+router = APIRouter(prefix="/api/v1/workspaces/{project}/{name}", tags=["workspace resources"])
+RES = "/resources/{address}"
+
+
+def _writer(who: Principal) -> None:
+    iam.require(who, "writer", action=resources.WRITE_ACTION)
+
+
+# ---------------------------------------------------------------- resources
+
+
+@router.get("/resources", response_model=ResourcePage)
+def list_resources(
+    request: Request,
+    project: str,
+    name: str,
+    cursor: str | None = None,
+    limit: int = Query(100),
+    who: Principal = Depends(principal),
+) -> ResourcePage:
+    with app_context(request).db.read() as session:
+        return resources.list_resources(
+            session=session, org_id=who.org_id, project=project, name=name, cursor=cursor, limit=limit
+        )
+
+
+@router.post("/resources", response_model=ResourceDetail, status_code=201)
+def create_resource(
+    request: Request, project: str, name: str, body: ResourceCreate, who: Principal = Depends(principal)
+) -> ResourceDetail:
+    """Add a resource: `hcl` is exactly one resource, data or module block whose address is `address`."""
+    _writer(who)
+    resources.preparse(body.hcl)  # slow: before the write lock
+    with app_context(request).db.write() as session:
+        return resources.create_resource(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            body=body,
+        )
+
+
+@router.get(RES, response_model=ResourceDetail)
+def show_resource(
+    request: Request, project: str, name: str, address: str, who: Principal = Depends(principal)
+) -> ResourceDetail:
+    with app_context(request).db.read() as session:
+        return resources.show_resource(
+            session=session, org_id=who.org_id, project=project, name=name, address=address
+        )
+
+
+@router.put(RES, response_model=ResourceDetail)
+def update_resource(
+    request: Request,
+    project: str,
+    name: str,
+    address: str,
+    body: ResourceUpdate,
+    who: Principal = Depends(principal),
+) -> ResourceDetail:
+    """A new version, made current (the same HCL as the current version changes nothing)."""
+    _writer(who)
+    resources.preparse(body.hcl)  # slow: before the write lock
+    with app_context(request).db.write() as session:
+        return resources.update_resource(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            address=address,
+            body=body,
+        )
+
+
+@router.delete(RES, status_code=204, response_class=Response)
+def delete_resource(
+    request: Request, project: str, name: str, address: str, who: Principal = Depends(principal)
+) -> Response:
+    """Refused (409) while other resources depend on it."""
+    _writer(who)
+    with app_context(request).db.write() as session:
+        resources.delete_resource(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            address=address,
+        )
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- versions
+
+
+@router.get(RES + "/versions", response_model=ResourceVersionPage)
+def list_versions(
+    request: Request,
+    project: str,
+    name: str,
+    address: str,
+    cursor: str | None = None,
+    limit: int = Query(100),
+    who: Principal = Depends(principal),
+) -> ResourceVersionPage:
+    with app_context(request).db.read() as session:
+        return resources.list_versions(
+            session=session,
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            address=address,
+            cursor=cursor,
+            limit=limit,
+        )
+
+
+@router.get(RES + "/versions/{version}", response_model=ResourceVersionDetail)
+def show_version(
+    request: Request, project: str, name: str, address: str, version: int, who: Principal = Depends(principal)
+) -> ResourceVersionDetail:
+    with app_context(request).db.read() as session:
+        return resources.show_version(
+            session=session, org_id=who.org_id, project=project, name=name, address=address, version=version
+        )
+
+
+@router.get(RES + "/compare", response_model=ResourceCompare)
+def compare_versions(
+    request: Request,
+    project: str,
+    name: str,
+    address: str,
+    from_: int = Query(alias="from", ge=1),
+    to: int = Query(ge=1),
+    who: Principal = Depends(principal),
+) -> ResourceCompare:
+    with app_context(request).db.read() as session:
+        return resources.compare_versions(
+            session=session,
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            address=address,
+            from_version=from_,
+            to_version=to,
+        )
+
+
+@router.post(RES + "/rollback", response_model=ResourceDetail)
+def rollback(
+    request: Request,
+    project: str,
+    name: str,
+    address: str,
+    body: ResourceRollback,
+    who: Principal = Depends(principal),
+) -> ResourceDetail:
+    """Make an existing version current again."""
+    _writer(who)
+    with app_context(request).db.write() as session:
+        return resources.rollback(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            address=address,
+            version=body.version,
+        )
+
+
+# ---------------------------------------------------------------- dependencies
+
+
+@router.get("/dependencies", response_model=DependencyList)
+def list_dependencies(
+    request: Request, project: str, name: str, who: Principal = Depends(principal)
+) -> DependencyList:
+    with app_context(request).db.read() as session:
+        return resources.list_dependencies(session=session, org_id=who.org_id, project=project, name=name)
+
+
+@router.post(RES + "/dependencies", response_model=DependencyOut, status_code=201)
+def add_dependency(
+    request: Request,
+    project: str,
+    name: str,
+    address: str,
+    body: DependencyCreate,
+    who: Principal = Depends(principal),
+) -> DependencyOut:
+    """Record that `address` depends on `body.depends_on` (both in the workspace; cycles refused)."""
+    _writer(who)
+    with app_context(request).db.write() as session:
+        return resources.add_dependency(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            address=address,
+            depends_on=body.depends_on,
+        )
+
+
+@router.delete(RES + "/dependencies/{depends_on}", status_code=204, response_class=Response)
+def remove_dependency(
+    request: Request,
+    project: str,
+    name: str,
+    address: str,
+    depends_on: str,
+    who: Principal = Depends(principal),
+) -> Response:
+    _writer(who)
+    with app_context(request).db.write() as session:
+        resources.remove_dependency(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            address=address,
+            depends_on=depends_on,
+        )
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+@router.get("/snapshots", response_model=SnapshotList)
+def list_snapshots(
+    request: Request, project: str, name: str, who: Principal = Depends(principal)
+) -> SnapshotList:
+    with app_context(request).db.read() as session:
+        return resources.list_snapshots(session=session, org_id=who.org_id, project=project, name=name)
+
+
+@router.post("/snapshots", response_model=SnapshotOut, status_code=201)
+def create_snapshot(
+    request: Request, project: str, name: str, body: SnapshotCreate, who: Principal = Depends(principal)
+) -> SnapshotOut:
+    """Record the current version of every managed resource."""
+    _writer(who)
+    with app_context(request).db.write() as session:
+        return resources.create_snapshot(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            body=body,
+        )
+
+
+@router.get("/snapshots/{snapshot}", response_model=SnapshotOut)
+def show_snapshot(
+    request: Request, project: str, name: str, snapshot: str, who: Principal = Depends(principal)
+) -> SnapshotOut:
+    with app_context(request).db.read() as session:
+        return resources.show_snapshot(
+            session=session, org_id=who.org_id, project=project, name=name, snapshot=snapshot
+        )
+
+
+@router.post("/snapshots/{snapshot}/restore", response_model=SnapshotRestoreOut)
+def restore_snapshot(
+    request: Request, project: str, name: str, snapshot: str, who: Principal = Depends(principal)
+) -> SnapshotRestoreOut:
+    """Set each resource back to its version in the snapshot (409 if one no longer exists)."""
+    _writer(who)
+    with app_context(request).db.write() as session:
+        return resources.restore_snapshot(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            snapshot=snapshot,
+        )
+
+
+@router.delete("/snapshots/{snapshot}", status_code=204, response_class=Response)
+def delete_snapshot(
+    request: Request, project: str, name: str, snapshot: str, who: Principal = Depends(principal)
+) -> Response:
+    _writer(who)
+    with app_context(request).db.write() as session:
+        resources.delete_snapshot(
+            session=session,
+            ctx=audit_context(request, who),
+            org_id=who.org_id,
+            project=project,
+            name=name,
+            snapshot=snapshot,
+        )
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- generated configuration
+
+
+@router.get("/resources-main")
+def resources_main(
+    request: Request, project: str, name: str, who: Principal = Depends(principal)
+) -> dict[str, str]:
+    """The main.tf that a run in resources mode gets (preview)."""
+    with app_context(request).db.read() as session:
+        return resources.preview_main(session=session, org_id=who.org_id, project=project, name=name)
