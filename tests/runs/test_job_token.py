@@ -116,3 +116,15 @@ def test_a_job_without_a_state_scope_reaches_no_state(
     assert agent.call("GET", job, "run").status_code == 404
     agent.start(job)
     agent.finish(job, "failed", error="no run")
+
+
+def test_the_job_token_cannot_delete_the_stack(
+    admin: TestClient, anon: TestClient, agent: ScriptedAgent
+) -> None:
+    make_workspace(admin)
+    run = start_run(admin, kind="plan_and_apply")
+    job = agent.claim("terraform.plan", run["id"])
+    agent.start(job)
+    resp = anon.delete(STATE, headers=bearer(job["token"]))
+    assert resp.status_code == 403, resp.text
+    assert "cannot DELETE" in resp.json()["error"]["message"]
