@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.factories import body, md5_header, tf_state
 from tests.jobs.conftest import AGENT_API, bearer, job_settings, pool_token, register
 from xcloudflow.db import Database
 from xcloudflow.jobs.config import JobSettings
@@ -155,6 +156,17 @@ class ScriptedAgent:
         out: dict[str, Any] = resp.json()
         return out
 
+    def write_state(self, job: dict[str, Any]) -> None:
+        """POST the stack's next serial through the backend with the job token (no lock: none is held)."""
+        address = self.bundle(job)["backend"]["address"]
+        current = self.client.get(address, headers=bearer(job["token"]))
+        serial = current.json()["serial"] + 1 if current.status_code == 200 else 1
+        data = body(tf_state(serial=serial))
+        resp = self.client.post(
+            address, content=data, headers={**bearer(job["token"]), "Content-MD5": md5_header(data)}
+        )
+        assert resp.status_code == 200, resp.text
+
     def heartbeat(self, *job_ids: str) -> None:
         resp = self.client.post(
             f"{AGENT_API}/heartbeat", json={"running": list(job_ids)}, headers=bearer(self.token)
@@ -203,12 +215,16 @@ class ScriptedAgent:
         result: dict[str, Any] | None = None,
         *,
         lines: tuple[str, ...] = ("Apply complete! Resources: 1 added, 0 changed, 0 destroyed.\n",),
+        write_state: bool = True,
     ) -> dict[str, Any]:
-        """Claim the run's apply job and carry it out successfully; returns the job."""
+        """Claim the run's apply job and carry it out successfully (writing the next state version, as
+        Terraform would, with the job's token); returns the job."""
         job = self.claim("terraform.apply", run_id)
         self.start(job)
         if lines:
             self.log(job, *lines)
+        if write_state:
+            self.write_state(job)
         self.finish(job, result=result if result is not None else {"outputs": {}})
         return job
 

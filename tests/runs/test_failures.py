@@ -163,3 +163,14 @@ def test_confirm_refuses_a_plan_made_stale_by_a_state_write(admin: TestClient, a
     agent.plan(other["id"], plan_result(serial=2, lineage="another-lineage"))
     assert admin.post(f"/api/v1/runs/{other['id']}/confirm").status_code == 409
     assert show(admin, other["id"])["error_class"] == "stale"
+
+
+def test_an_apply_reported_done_without_a_new_state_errors(admin: TestClient, agent: ScriptedAgent) -> None:
+    """Post-execution validation: success with changes but no new state version is not `applied`."""
+    make_workspace(admin)
+    run = start_run(admin, kind="plan_and_apply", auto_apply=True)
+    agent.plan(run["id"])
+    agent.apply(run["id"], write_state=False)
+    out = show(admin, run["id"])
+    assert out["stage"] == "errored"
+    assert "no new state version" in out["error"]

@@ -575,6 +575,10 @@ def _plan_finished(session: Session, run: Run, ws: Workspace, job: Job, result: 
 def _apply_finished(session: Session, run: Run, ws: Workspace, job: Job, result: dict[str, Any]) -> None:
     if job.status == "succeeded":
         run.outputs = result.get("outputs")
+        missing = _state_not_written(session, run, ws)
+        if missing is not None:
+            _fail(session, run, missing, actor=job.agent_name, error_class="permanent")
+            return
         _transition(session, run, "applied", actor=job.agent_name)
         _emit(session, run, "run.applied")
         return
@@ -600,6 +604,19 @@ def _apply_finished(session: Session, run: Run, ws: Workspace, job: Job, result:
     if held:
         message += f" (the state lock {held} it held was released)"
     _fail(session, run, message, actor=job.agent_name, error_class=result.get("error_class") or "permanent")
+
+
+def _state_not_written(session: Session, run: Run, ws: Workspace) -> str | None:
+    """Post-execution check: an apply with changes must have left a newer state version behind."""
+    if not run.has_changes:
+        return None
+    serial, _lineage = state.head_serial(session=session, org_id=run.org_id, project=ws.project, stack=ws.name)
+    if serial is not None and (run.plan_state_serial is None or serial > run.plan_state_serial):
+        return None
+    return (
+        f"Terraform reported the apply as done, but no new state version of {workspace_label(ws)} reached "
+        f"the state service (serial {serial}, planned against {run.plan_state_serial}); check the agent's log"
+    )
 
 
 def _record_drift(session: Session, run: Run, ws: Workspace, drift: list[dict[str, Any]]) -> None:
