@@ -409,7 +409,9 @@ def test_cancel_interrupts_a_sleeping_provisioner_within_the_grace_period(
     assert done.killed is False  # Terraform stopped by itself on SIGINT
     assert done.exit_code != 0
     assert elapsed < 15
-    assert "Interrupt received" in done.text or "Stopping operation" in done.text
+    # Terraform either reports the interrupt or, when the provisioner (which got the same SIGINT as its
+    # process group) fails first, stops on that error; either way it stopped by itself, not killed.
+    assert any(m in done.text for m in ("Interrupt received", "Stopping operation", "signal: interrupt"))
     assert_gone(tmp_path / "sleeper.pid")
 
 

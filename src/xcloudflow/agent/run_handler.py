@@ -369,20 +369,26 @@ class Run:
         if done.exit_code not in (0, 2) or (done.exit_code == 2 and not detailed):
             return self._terraform_failed("plan", done, retry_ok=True)
 
-        shown, document = tf.show_json(PLAN_FILE)
-        if shown.interrupted:
-            return self._canceled("terraform show", shown)
-        if document is None:
-            return self._terraform_failed("show -json", shown, retry_ok=True)
-        summary = summarize_plan(document)
-        has_changes = (
-            done.exit_code == 2
-            if detailed
-            else any(summary.counts().values()) or bool(summary.output_changes)
-        )
         serial, lineage = plan_prior_state(workdir / PLAN_FILE)
-        self.io.upload("plan.bin", (workdir / PLAN_FILE).read_bytes())
-        self.io.upload("plan.json", json.dumps(self.masker.mask_plan(document)).encode())
+        if detailed and done.exit_code == 0:
+            # No changes (Terraform's detailed exit code says so): nothing can be applied, so neither the
+            # plan file nor its JSON is worth a `terraform show` and an upload.
+            summary = summarize_plan({})
+            has_changes = False
+        else:
+            shown, document = tf.show_json(PLAN_FILE)
+            if shown.interrupted:
+                return self._canceled("terraform show", shown)
+            if document is None:
+                return self._terraform_failed("show -json", shown, retry_ok=True)
+            summary = summarize_plan(document)
+            has_changes = (
+                done.exit_code == 2
+                if detailed
+                else any(summary.counts().values()) or bool(summary.output_changes)
+            )
+            self.io.upload("plan.bin", (workdir / PLAN_FILE).read_bytes())
+            self.io.upload("plan.json", json.dumps(self.masker.mask_plan(document)).encode())
         counts = summary.counts()
         self.say(
             f"xcf: plan: {counts['add']} to add, {counts['change']} to change, {counts['destroy']} to destroy"

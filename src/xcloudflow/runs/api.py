@@ -158,6 +158,8 @@ def plan_json(request: Request, run_id: uuid.UUID, who: Principal = Depends(prin
         run, _ws = service.get_run(session, who.org_id, run_id)
         if run.plan_job_id is None or run.planned_at is None:
             raise NotFound(f"run #{run.number} has no plan yet (it is {run.stage})")
+        if not run.has_changes:
+            raise NotFound(f"run #{run.number} planned no changes: no plan is kept for it")
         data = jobs.read_artifact(
             session=session, keyring=ctx.keyring, org_id=who.org_id, job_id=run.plan_job_id, name="plan.json"
         )
