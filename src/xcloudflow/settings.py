@@ -33,8 +33,11 @@ class Settings(BaseSettings):
     inventory_poll_seconds: float = 2.0
     # A stack locked for less than this long (an apply or plan is running) is ingested after it.
     inventory_defer_locked_seconds: float = 120.0
-    # Drift checks: how often `xcf server` looks for workspaces whose refresh-only check is due.
-    drift_check_seconds: float = Field(default=30.0, gt=0)
+    # How often `xcf server` starts due drift checks, dispatches runs freed by an unlock and ends runs
+    # stuck waiting for an agent pool with nobody online.
+    runs_tick_seconds: float = Field(default=30.0, gt=0)
+    # A run whose job waits this long for a pool with no agent online ends errored, saying so.
+    run_queue_timeout_seconds: float = Field(default=1800.0, gt=0)
     # Notifications: the sender thread of `xcf server` posts due deliveries every this many seconds (and
     # at once when this process queues one); a failing delivery is retried after 30 s, 60 s, 120 s...
     # up to `notify_max_attempts` attempts in all.

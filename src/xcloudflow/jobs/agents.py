@@ -87,6 +87,14 @@ def _online_counts(session: Session, org_id: int) -> dict[int, int]:
     return {pool_id: int(n) for pool_id, n in rows}
 
 
+def online_agents(*, session: Session, pool_id: int) -> int:
+    """How many agents of a pool are heartbeating."""
+    n = session.scalar(
+        select(func.count()).select_from(Agent).where(Agent.pool_id == pool_id, Agent.status == "online")
+    )
+    return int(n or 0)
+
+
 def _pool_out(pool: AgentPool, online: int) -> PoolOut:
     return PoolOut(
         id=pool.id,

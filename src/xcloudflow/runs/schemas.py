@@ -59,6 +59,9 @@ class RunOut(BaseModel):
     finished_at: datetime | None
     cancel_requested_at: datetime | None
     queue_position: int | None
+    waiting_for: str | None = Field(
+        default=None, description="why a queued run has not started: the agent pool it waits for"
+    )
     plan_job: uuid.UUID | None
     apply_job: uuid.UUID | None
     transitions: list[TransitionOut] = Field(default_factory=list)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -26,6 +26,7 @@ from xcloudflow.errors import Conflict, DomainError, Invalid, NotFound
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.inventory import drift as inventory_drift
+from xcloudflow.jobs import agents as job_agents
 from xcloudflow.jobs import service as jobs
 from xcloudflow.jobs.models import Job
 from xcloudflow.keys.keyring import Keyring
@@ -77,6 +78,22 @@ def _queue_position(session: Session, run: Run) -> int | None:
     return int(ahead or 0) + 1
 
 
+def _waiting_for(session: Session, run: Run, ws: Workspace) -> str | None:
+    """For a run whose job waits in the queue: which pool it waits for and how many agents it has."""
+    job_id = (
+        run.plan_job_id if run.stage == "pending" else run.apply_job_id if run.stage == "confirmed" else None
+    )
+    if job_id is None:
+        return None
+    job = session.get(Job, job_id)
+    if job is None or job.status != "queued":
+        return None
+    online = job_agents.online_agents(session=session, pool_id=job.pool_id)
+    if online == 0:
+        return f"an agent of pool {ws.agent_pool}: none is online"
+    return f"a free agent of pool {ws.agent_pool} ({online} online)"
+
+
 def _transitions(session: Session, run: Run) -> list[TransitionOut]:
     rows = session.scalars(
         select(RunTransition).where(RunTransition.run_id == run.id).order_by(RunTransition.seq)
@@ -123,6 +140,7 @@ def run_out(session: Session, run: Run, ws: Workspace, *, detail: bool = True) -
         finished_at=run.finished_at,
         cancel_requested_at=run.cancel_requested_at,
         queue_position=_queue_position(session, run),
+        waiting_for=_waiting_for(session, run, ws),
         plan_job=run.plan_job_id,
         apply_job=run.apply_job_id,
         transitions=_transitions(session, run) if detail else [],
@@ -319,6 +337,36 @@ def dispatch_waiting(*, session: Session, limit: int = 100) -> int:
         .limit(limit)
     ).all()
     return sum(dispatch_next(session=session, workspace_id=ws_id) is not None for ws_id in waiting)
+
+
+def expire_unclaimed(*, session: Session, timeout_seconds: float, now: datetime | None = None) -> int:
+    """Runs whose job waited longer than `timeout_seconds` for a pool with no agent online end errored,
+    saying so (a busy pool's queue just waits). Returns how many runs were ended."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=timeout_seconds)
+    rows = session.execute(
+        select(Run, Job)
+        .join(Job, or_(Job.id == Run.plan_job_id, Job.id == Run.apply_job_id))
+        .where(Run.stage.in_(("pending", "confirmed")), Job.status == "queued", Job.created_at < cutoff)
+        .with_for_update(of=Run, skip_locked=True)
+    ).all()
+    ended = 0
+    for run, job in rows:
+        if job_agents.online_agents(session=session, pool_id=job.pool_id):
+            continue
+        ws = session.get_one(Workspace, run.workspace_id)
+        waited = int((now - job.created_at).total_seconds())
+        _fail(
+            session,
+            run,
+            f"no agent of pool {ws.agent_pool} came online to take the run's {job.kind.split('.')[-1]} job "
+            f"within {waited}s; start an agent for the pool (xcf agent --pool {ws.agent_pool}) and run again",
+            actor=SYSTEM,
+            error_class="transient",
+        )
+        jobs.cancel_job(session=session, job_id=job.id, actor=SYSTEM)
+        ended += 1
+    return ended
 
 
 def create_run(
@@ -610,7 +658,9 @@ def _state_not_written(session: Session, run: Run, ws: Workspace) -> str | None:
     """Post-execution check: an apply with changes must have left a newer state version behind."""
     if not run.has_changes:
         return None
-    serial, _lineage = state.head_serial(session=session, org_id=run.org_id, project=ws.project, stack=ws.name)
+    serial, _lineage = state.head_serial(
+        session=session, org_id=run.org_id, project=ws.project, stack=ws.name
+    )
     if serial is not None and (run.plan_state_serial is None or serial > run.plan_state_serial):
         return None
     return (

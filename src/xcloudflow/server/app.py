@@ -97,22 +97,26 @@ async def _maintenance_loop(ctx: AppContext) -> None:
         await asyncio.sleep(ctx.settings.maintenance_interval_seconds)
 
 
-def _drift_tick(ctx: AppContext) -> None:
+def _runs_tick(ctx: AppContext) -> None:
+    """Start due drift checks, dispatch runs an unlock freed, end runs no agent will ever take."""
     with ctx.db.write() as session:
         started = runs_drift.schedule_due(session=session, keyring=ctx.keyring)
     with ctx.db.write() as session:
         runs.dispatch_waiting(session=session)
-    if started:
-        log.info("started %d drift checks", started)
+        expired = runs.expire_unclaimed(
+            session=session, timeout_seconds=ctx.settings.run_queue_timeout_seconds
+        )
+    if started or expired:
+        log.info("runs: started %d drift checks; ended %d runs no agent took", started, expired)
 
 
-async def _drift_loop(ctx: AppContext) -> None:
+async def _runs_loop(ctx: AppContext) -> None:
     while True:
         try:
-            await run_in_threadpool(_drift_tick, ctx)
+            await run_in_threadpool(_runs_tick, ctx)
         except Exception:
-            log.exception("drift scheduling failed")
-        await asyncio.sleep(ctx.settings.drift_check_seconds)
+            log.exception("runs housekeeping failed")
+        await asyncio.sleep(ctx.settings.runs_tick_seconds)
 
 
 # ---- jobs: the embedded agent (talks to this server over HTTP like any other agent)
@@ -182,7 +186,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_maintenance_loop(ctx)) if maintenance else None
-        drift_task = asyncio.create_task(_drift_loop(ctx)) if maintenance else None
+        runs_task = asyncio.create_task(_runs_loop(ctx)) if maintenance else None
         worker = None
         if inventory_worker if inventory_worker is not None else maintenance:
             worker = InventoryWorker(
@@ -219,7 +223,7 @@ def create_app(
                 worker.stop.set()
             if sender is not None:
                 await run_in_threadpool(sender.stop)
-            for background in (task, drift_task):
+            for background in (task, runs_task):
                 if background is not None:
                     background.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
