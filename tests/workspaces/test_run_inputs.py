@@ -1,4 +1,4 @@
-"""What runs take from a workspace (service.run_inputs, code_archive, lock_workspace) and its checks."""
+"""What runs take from a workspace (run_inputs.run_inputs, code_archive, lock_workspace) and its checks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from xcloudflow.db import Database
 from xcloudflow.errors import Invalid, NotFound
 from xcloudflow.iam import service as iam
 from xcloudflow.keys.keyring import Keyring
-from xcloudflow.workspaces import service
+from xcloudflow.workspaces import run_inputs, service
 from xcloudflow.workspaces.schemas import RunInputs
 
 WS = f"{API}/shop/dev"
@@ -25,7 +25,7 @@ def inputs_of(client: TestClient, db: Database, project: str = "shop", name: str
     with db.read() as session:
         org = iam.org_id_by_name(session=session, name=iam.DEFAULT_ORG)
         ws = service.get_workspace(session=session, org_id=org, project=project, name=name)
-        return service.run_inputs(session=session, keyring=_keyring(client), workspace=ws)
+        return run_inputs.run_inputs(session=session, keyring=_keyring(client), workspace=ws)
 
 
 def put(client: TestClient, category: str, key: str, **body: object) -> None:

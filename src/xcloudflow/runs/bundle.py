@@ -17,6 +17,7 @@ from xcloudflow.jobs.service import JobIdentity
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.runs.models import Run
 from xcloudflow.runs.service import APPLY_JOB, PLAN_JOB, run_for_job
+from xcloudflow.workspaces import run_inputs as workspace_inputs
 from xcloudflow.workspaces import service as workspaces
 from xcloudflow.workspaces.models import Workspace, WorkspaceCodeVersion
 
@@ -49,7 +50,7 @@ def run_bundle(*, session: Session, keyring: Keyring, job: JobIdentity) -> dict[
     run, ws, row = run_for_job(session=session, job_id=job.job_id, org_id=job.org_id)
     if row.kind not in (PLAN_JOB, APPLY_JOB):
         raise NotFound(f"job {job.job_id} is not a run's job")
-    inputs = workspaces.run_inputs(session=session, keyring=keyring, workspace=ws, checks=False)
+    inputs = workspace_inputs.run_inputs(session=session, keyring=keyring, workspace=ws, checks=False)
     apply = row.kind == APPLY_JOB
     if apply and run.stage not in ("confirmed", "applying"):
         raise Conflict(f"run #{run.number} is {run.stage}, not confirmed: nothing to apply")

@@ -35,6 +35,7 @@ from xcloudflow.runs import metrics
 from xcloudflow.runs.models import FINAL_STAGES, RUN_STAGES, DriftFinding, Run, RunTransition
 from xcloudflow.runs.schemas import RunCreate, RunOut, RunPage, TransitionOut
 from xcloudflow.state import service as state
+from xcloudflow.workspaces import run_inputs as workspace_inputs
 from xcloudflow.workspaces import service as workspaces
 from xcloudflow.workspaces.models import Workspace, WorkspaceCodeVersion
 
@@ -432,7 +433,7 @@ def create_run(
     metrics.created(run.kind)
     _emit(session, run, "run.created")
     try:
-        inputs = workspaces.run_inputs(session=session, keyring=keyring, workspace=ws)
+        inputs = workspace_inputs.run_inputs(session=session, keyring=keyring, workspace=ws)
     except Invalid as exc:
         _fail(session, run, f"pre-execution check failed: {exc}", actor=SYSTEM, error_class="permanent")
         return run_out(session, run, ws)

@@ -160,6 +160,32 @@ def _parse_block(text: str) -> Block:
     return _block(blocks[0])
 
 
+PROVIDER_FILE_BLOCKS = {"provider": 1, "terraform": 0}
+
+
+def check_providers(text: str) -> None:
+    """Provider settings hold only `provider "name" {...}` and `terraform {...}` blocks (HclProblem)."""
+    try:
+        tree = hcl2.parses_to_tree(text)
+    except Exception as exc:  # lark's errors and any other failure of the parser
+        raise _syntax_problem(exc) from exc
+    body = tree.children[0] if tree.children else None
+    for child in body.children if isinstance(body, Tree) else []:
+        if not isinstance(child, Tree) or child.data == "new_line_or_comment":
+            continue
+        if child.data == "attribute":
+            raise HclProblem(
+                f"top-level argument {_tokens(child)[0].value!r}: only blocks", line=_line(child)
+            )
+        kind_node = child.children[0]
+        kind = _label(kind_node) if isinstance(kind_node, Tree) else None
+        labels = [c for c in child.children[1:] if not isinstance(c, Token) and c.data != "body"]
+        if kind not in PROVIDER_FILE_BLOCKS:
+            raise HclProblem(f"a {kind} block: only provider and terraform blocks", line=_line(child))
+        if len(labels) != PROVIDER_FILE_BLOCKS[kind]:
+            raise HclProblem(f"a {kind} block takes {PROVIDER_FILE_BLOCKS[kind]} label(s)", line=_line(child))
+
+
 def _block(block: Tree[Token]) -> Block:
     line = _line(block) or 1
     kind_node = block.children[0]

@@ -1,7 +1,7 @@
 """Variables and hooks: the inputs of runs that people set on a workspace.
 
 A sensitive variable's value and an http hook's secret are sealed (AAD naming the workspace and the
-row) and are write-only: no answer and no audit row carries them; `service.run_inputs` opens them for
+row) and are write-only: no answer and no audit row carries them; `run_inputs.run_inputs` opens them for
 runs. An HCL variable's value must parse as one HCL expression, so it cannot smuggle other
 assignments or blocks into the generated `xcf.auto.tfvars`. Callers own the transaction.
 """

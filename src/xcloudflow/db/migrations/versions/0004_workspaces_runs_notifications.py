@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("agent_pool", sa.String(length=128), nullable=False),
         sa.Column("terraform_bin", sa.String(length=1024), nullable=True),
         sa.Column("working_directory", sa.String(length=1024), nullable=False),
+        sa.Column("providers_hcl", sa.Text(), nullable=True),
         sa.Column("auto_apply", sa.Boolean(), nullable=False),
         sa.Column("locked", sa.Boolean(), nullable=False),
         sa.Column("lock_reason", sa.Text(), nullable=True),
