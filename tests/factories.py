@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
+import tarfile
 import uuid
 from typing import Any
 
@@ -114,3 +116,23 @@ def pulumi_export(bucket_name: str = "b-123", version: int = 3) -> dict[str, Any
             ],
         },
     }
+
+
+def targz(
+    files: dict[str, bytes | str] | None = None,
+    *,
+    members: list[tarfile.TarInfo] | None = None,
+    fmt: int = tarfile.PAX_FORMAT,
+) -> bytes:
+    """A .tar.gz holding `files` (path -> content) and then the raw `members` (links, devices...)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=fmt) as tar:
+        for path, content in (files or {}).items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+        for info in members or []:
+            tar.addfile(info)
+    return buf.getvalue()

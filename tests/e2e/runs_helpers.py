@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from tests.factories import targz
+
 FINAL = ("planned_and_finished", "applied", "errored", "canceled", "discarded")
 RUN_TIMEOUT = 180.0
-
-
-def tarball(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(path)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def workspace(client: httpx.Client, project: str, name: str, **fields: Any) -> dict[str, Any]:
@@ -36,7 +24,7 @@ def workspace(client: httpx.Client, project: str, name: str, **fields: Any) -> d
 def upload(client: httpx.Client, project: str, name: str, files: dict[str, str]) -> dict[str, Any]:
     resp = client.post(
         f"/api/v1/workspaces/{project}/{name}/code-versions",
-        content=tarball(files),
+        content=targz(files),
         headers={"Content-Type": "application/gzip"},
     )
     assert resp.status_code == 201, resp.text

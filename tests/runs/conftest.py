@@ -9,8 +9,6 @@ with the lease in seconds) to see the reaper at work.
 
 from __future__ import annotations
 
-import io
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import body, md5_header, tf_state
+from tests.factories import body, md5_header, targz, tf_state
 from tests.jobs.conftest import AGENT_API, bearer, job_settings, pool_token, register
 from xcloudflow.db import Database
 from xcloudflow.jobs.config import JobSettings
@@ -43,18 +41,6 @@ def app_client(settings: Settings, db: Database, jobs_config: JobSettings) -> It
         yield client
 
 
-def tarball(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(path)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def make_workspace(
     client: TestClient,
     address: str = "shop/dev",
@@ -68,7 +54,7 @@ def make_workspace(
     assert resp.status_code == 201, resp.text
     upload = client.post(
         f"/api/v1/workspaces/{address}/code-versions",
-        content=tarball(files or {"main.tf": MAIN_TF}),
+        content=targz(files or {"main.tf": MAIN_TF}),
         headers={"Content-Type": "application/gzip"},
     )
     assert upload.status_code == 201, upload.text

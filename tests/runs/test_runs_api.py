@@ -11,6 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.conftest import ADMIN_TOKEN
+from tests.factories import targz
 from tests.jobs.conftest import AGENT_API, bearer
 from tests.runs.conftest import (
     MAIN_TF,
@@ -19,7 +20,6 @@ from tests.runs.conftest import (
     plan_result,
     show,
     start_run,
-    tarball,
 )
 
 
@@ -151,7 +151,7 @@ def test_the_agent_gets_the_bundle_the_code_and_for_an_apply_the_plan(
     # a code version uploaded meanwhile does not change what this run applies
     admin.post(
         "/api/v1/workspaces/shop/dev/code-versions",
-        content=tarball({"main.tf": "# v2\n"}),
+        content=targz({"main.tf": "# v2\n"}),
         headers={"Content-Type": "application/gzip"},
     ).raise_for_status()
     assert agent.bundle(apply)["code"]["number"] == 1

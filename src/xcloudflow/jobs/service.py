@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from xcloudflow.audit import service as audit
 from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.db.base import utcnow
-from xcloudflow.db.pagination import check_limit, decode_cursor, encode_cursor
+from xcloudflow.db.pagination import check_limit, newest_cursor, newest_first, page_of
 from xcloudflow.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
@@ -500,21 +500,9 @@ def list_jobs(
         stmt = stmt.where(Job.kind == kind)
     if pool:
         stmt = stmt.where(AgentPool.name == pool)
-    after = decode_cursor(cursor)
-    if after is not None:
-        try:
-            at, last_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
-        except (TypeError, ValueError, IndexError, KeyError) as exc:
-            raise Invalid("cursor is not one this server handed out", details={"field": "cursor"}) from exc
-        stmt = stmt.where(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last_id)))
-    rows = session.execute(stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1][0] if rows else None
-    return JobPage(
-        items=[_job_out(j, p) for j, p in rows],
-        next_cursor=encode_cursor([last.created_at.isoformat(), str(last.id)]) if more and last else None,
-    )
+    rows = session.execute(newest_first(stmt, Job.created_at, Job.id, cursor, limit)).all()
+    page, next_cursor = page_of(rows, limit, lambda row: newest_cursor(row[0].created_at, row[0].id))
+    return JobPage(items=[_job_out(j, p) for j, p in page], next_cursor=next_cursor)
 
 
 def show_job(*, session: Session, org_id: int, job_id: uuid.UUID) -> JobOut:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from xcloudflow.audit import service as audit
 from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.db.base import utcnow
-from xcloudflow.db.pagination import check_limit, decode_cursor, encode_cursor
+from xcloudflow.db.pagination import check_limit, newest_cursor, newest_first, page_of
 from xcloudflow.errors import Conflict, DomainError, Invalid, NotFound
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
@@ -185,23 +185,9 @@ def list_runs(
         if stage not in RUN_STAGES:
             raise Invalid(f"stage must be one of {', '.join(RUN_STAGES)}", details={"field": "stage"})
         stmt = stmt.where(Run.stage == stage)
-    after = decode_cursor(cursor)
-    if after is not None:
-        try:
-            at, last = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
-        except (TypeError, ValueError, IndexError, KeyError) as exc:
-            raise Invalid("cursor is not one this server handed out", details={"field": "cursor"}) from exc
-        stmt = stmt.where(or_(Run.created_at < at, and_(Run.created_at == at, Run.id < last)))
-    rows = session.execute(stmt.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last_run = rows[-1][0] if rows else None
-    return RunPage(
-        items=[run_out(session, r, w, detail=False) for r, w in rows],
-        next_cursor=encode_cursor([last_run.created_at.isoformat(), str(last_run.id)])
-        if more and last_run
-        else None,
-    )
+    rows = session.execute(newest_first(stmt, Run.created_at, Run.id, cursor, limit)).all()
+    page, next_cursor = page_of(rows, limit, lambda row: newest_cursor(row[0].created_at, row[0].id))
+    return RunPage(items=[run_out(session, r, w, detail=False) for r, w in page], next_cursor=next_cursor)
 
 
 # ---------------------------------------------------------------- stage changes
