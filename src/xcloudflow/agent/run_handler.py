@@ -336,25 +336,32 @@ class Run:
     def plan(self) -> JobOutcome:
         return self._in_run_dir(self._plan)
 
-    def _plan(self, workdir: Path) -> JobOutcome:
+    def _prepare(self, workdir: Path, operation: str) -> tuple[HookRunner, Terraform, JobOutcome | None]:
+        """The pre_<operation> hooks, then `terraform init`: the outcome to stop with, if any."""
         hooks = self._hooks(workdir)
         tf = self._terraform(workdir)
         if self.io.cancelled.is_set():
-            return self._canceled("the plan")
-        failed = hooks.run_stage("pre_plan", self._context())
+            return hooks, tf, self._canceled(f"the {operation}")
+        failed = hooks.run_stage(f"pre_{operation}", self._context())
         if failed:
+            cancelled = self.io.cancelled.is_set()
             return (
-                self._canceled("pre_plan hooks")
-                if self.io.cancelled.is_set()
-                else self._failed(failed, "permanent")
+                hooks,
+                tf,
+                self._canceled(f"pre_{operation} hooks") if cancelled else self._failed(failed, "permanent"),
             )
-
         self.say("xcf: terraform init")
         done = tf.init(self._backend())
         if done.interrupted:
-            return self._canceled("terraform init", done)
-        if done.exit_code != 0:
-            return self._terraform_failed("init", done, retry_ok=True)
+            return hooks, tf, self._canceled("terraform init", done)
+        if done.exit_code != 0:  # nothing was touched yet: safe to repeat when transient
+            return hooks, tf, self._terraform_failed("init", done, retry_ok=True)
+        return hooks, tf, None
+
+    def _plan(self, workdir: Path) -> JobOutcome:
+        hooks, tf, stopped = self._prepare(workdir, "plan")
+        if stopped is not None:
+            return stopped
 
         mode = str(self.run_spec.get("plan_mode") or "normal")
         targets = [str(t) for t in self.run_spec.get("targets") or []]
@@ -435,24 +442,9 @@ class Run:
         lock = plan_lock_file(plan_path)
         if lock is not None:  # init must choose the providers the plan was made with
             (workdir / ".terraform.lock.hcl").write_bytes(lock)
-        hooks = self._hooks(workdir)
-        tf = self._terraform(workdir)
-        if self.io.cancelled.is_set():
-            return self._canceled("the apply")
-        failed = hooks.run_stage("pre_apply", self._context())
-        if failed:
-            return (
-                self._canceled("pre_apply hooks")
-                if self.io.cancelled.is_set()
-                else self._failed(failed, "permanent")
-            )
-
-        self.say("xcf: terraform init")
-        done = tf.init(self._backend())
-        if done.interrupted:
-            return self._canceled("terraform init", done)
-        if done.exit_code != 0:  # nothing was touched yet: safe to repeat when transient
-            return self._terraform_failed("init", done, retry_ok=True)
+        hooks, tf, stopped = self._prepare(workdir, "apply")
+        if stopped is not None:
+            return stopped
 
         self.say("xcf: terraform apply")
         done = tf.apply(PLAN_FILE)
