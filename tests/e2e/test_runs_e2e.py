@@ -28,6 +28,7 @@ from tests.e2e.runs_helpers import (
     wait_until,
     workspace,
 )
+from tests.jobs.conftest import pool_token
 
 SECRET = "s3cr3t-" + secrets.token_hex(8)
 
@@ -191,15 +192,6 @@ def test_cancel_during_apply_interrupts_terraform(xcf_server: XcfServer, api: ht
     wait_stage(api, fresh["id"], "applied")
 
 
-def _pool_token(api: httpx.Client, pool: str) -> str:
-    resp = api.post("/api/v1/agent-pools", json={"name": pool})
-    assert resp.status_code in (201, 409), resp.text
-    resp = api.post(f"/api/v1/agent-pools/{pool}/tokens", json={"name": "e2e"})
-    assert resp.status_code == 201, resp.text
-    token: str = resp.json()["token"]
-    return token
-
-
 def _agent(
     server: XcfServer, token: str, pool: str, tmp_path: Path, label: str, concurrency: int = 1
 ) -> subprocess.Popen[bytes]:
@@ -245,7 +237,7 @@ def test_an_agent_killed_mid_apply_errors_the_run_and_locks_the_workspace(
 ) -> None:
     project, name = _names()
     pool = f"pool-{secrets.token_hex(3)}"
-    token = _pool_token(api, pool)
+    token = pool_token(api, pool)
     workspace(api, project, name, agent_pool=pool)
     upload(api, project, name, {"main.tf": SLOW % ("k", 20)})
     agent = _agent(xcf_server, token, pool, tmp_path, "doomed")
@@ -285,7 +277,7 @@ def test_two_agents_finish_ten_queued_runs_exactly_once(
     xcf_server: XcfServer, api: httpx.Client, tmp_path: Path
 ) -> None:
     pool = f"pool-{secrets.token_hex(3)}"
-    token = _pool_token(api, pool)
+    token = pool_token(api, pool)
     project = f"runs-{secrets.token_hex(4)}"
     names = [f"ws{i}" for i in range(10)]
     for name in names:
