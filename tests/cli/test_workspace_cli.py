@@ -149,6 +149,18 @@ def test_workspace_errors(live_server: str) -> None:
     assert result.exit_code == 1 and "401" in said(result)
 
 
+def test_create_with_provider_settings_from_a_file(live_server: str, tmp_path: Path) -> None:
+    good = tmp_path / "providers.tf"
+    good.write_text('provider "aws" {\n  region = "eu-west-1"\n}\n')
+    result = xcf(live_server, "workspace", "create", "net/res", "--providers-file", str(good), "-o", "json")
+    assert result.exit_code == 0, said(result)
+    assert json.loads(result.stdout)["providers_hcl"] == good.read_text()
+    bad = tmp_path / "bad.tf"
+    bad.write_text('resource "terraform_data" "x" {}\n')
+    result = xcf(live_server, "workspace", "create", "net/bad", "--providers-file", str(bad))
+    assert result.exit_code == 1 and "only provider and terraform blocks" in said(result)
+
+
 def test_upload_versions_compare_rollback(live_server: str, config_dir: Path) -> None:
     assert xcf(live_server, "workspace", "create", "net/prod").exit_code == 0
     result = xcf(live_server, "workspace", "upload", "net/prod", str(config_dir), "-m", "first")

@@ -172,6 +172,13 @@ def workspace_create(
     tags: list[str] = typer.Option(None, "--tag", help="A tag (repeatable)."),
     drift_interval: int = typer.Option(None, "--drift-interval", help="Minutes between drift checks."),
     description: str = typer.Option(None, "--description"),
+    providers_file: Path = typer.Option(
+        None,
+        "--providers-file",
+        exists=True,
+        dir_okay=False,
+        help="Provider settings (provider and terraform blocks) for resource-level runs.",
+    ),
     output: Format = OUTPUT,
 ) -> None:
     """Create a workspace."""
@@ -188,6 +195,7 @@ def workspace_create(
         ("terraform_bin", terraform_bin),
         ("drift_interval_minutes", drift_interval),
         ("description", description),
+        ("providers_hcl", providers_file.read_text() if providers_file else None),
     ):
         if value is not None:
             body[key] = value
