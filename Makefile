@@ -38,6 +38,7 @@ test: install lint typecheck layers
 
 bench: install
 	$(BIN)/python bench/state_backend.py
+	$(BIN)/python bench/runs.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
