@@ -6,6 +6,9 @@ A workspace is addressed as `{project}/{name}`. Code versions are uploaded as th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +34,7 @@ from xcloudflow.workspaces.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["workspaces"])
 WS = "/workspaces/{project}/{name}"
+T = TypeVar("T")
 
 
 def workspace_settings(request: Request) -> WorkspaceSettings:
@@ -42,6 +46,18 @@ def workspace_settings(request: Request) -> WorkspaceSettings:
     return current
 
 
+def call_read(request: Request, who: Principal, call: Callable[..., T], **kwargs: Any) -> T:
+    """`call(session=, org_id=, **kwargs)` in a read transaction (workspace and resource reads)."""
+    with app_context(request).db.read() as session:
+        return call(session=session, org_id=who.org_id, **kwargs)
+
+
+def _write(request: Request, who: Principal, call: Callable[..., T], **kwargs: Any) -> T:
+    """`call(session=, principal=, ctx=, **kwargs)` in a write transaction (the service checks the role)."""
+    with app_context(request).db.write() as session:
+        return call(session=session, principal=who, ctx=audit_context(request, who), **kwargs)
+
+
 # ---------------------------------------------------------------- workspaces
 
 
@@ -50,10 +66,7 @@ def create_workspace(
     request: Request, body: WorkspaceCreate, who: Principal = Depends(principal)
 ) -> WorkspaceOut:
     """Create a workspace; its state is the stack `project/name` (an existing stack is adopted)."""
-    with app_context(request).db.write() as session:
-        return service.create_workspace(
-            session=session, principal=who, ctx=audit_context(request, who), body=body
-        )
+    return _write(request, who, service.create_workspace, body=body)
 
 
 @router.get("/workspaces", response_model=WorkspacePage)
@@ -65,33 +78,23 @@ def list_workspaces(
     limit: int = Query(100),
     who: Principal = Depends(principal),
 ) -> WorkspacePage:
-    with app_context(request).db.read() as session:
-        return service.list_workspaces(
-            session=session, org_id=who.org_id, project=project, tag=tag, cursor=cursor, limit=limit
-        )
+    return call_read(
+        request, who, service.list_workspaces, project=project, tag=tag, cursor=cursor, limit=limit
+    )
 
 
 @router.get(WS, response_model=WorkspaceOut)
 def show_workspace(
     request: Request, project: str, name: str, who: Principal = Depends(principal)
 ) -> WorkspaceOut:
-    with app_context(request).db.read() as session:
-        return service.show_workspace(session=session, org_id=who.org_id, project=project, name=name)
+    return call_read(request, who, service.show_workspace, project=project, name=name)
 
 
 @router.patch(WS, response_model=WorkspaceOut)
 def update_workspace(
     request: Request, project: str, name: str, body: WorkspaceUpdate, who: Principal = Depends(principal)
 ) -> WorkspaceOut:
-    with app_context(request).db.write() as session:
-        return service.update_workspace(
-            session=session,
-            principal=who,
-            ctx=audit_context(request, who),
-            project=project,
-            name=name,
-            body=body,
-        )
+    return _write(request, who, service.update_workspace, project=project, name=name, body=body)
 
 
 @router.delete(WS, response_model=WorkspaceOut)
@@ -99,10 +102,7 @@ def delete_workspace(
     request: Request, project: str, name: str, who: Principal = Depends(principal)
 ) -> WorkspaceOut:
     """Delete the workspace with its variables, code versions, resources and hooks; the state stack stays."""
-    with app_context(request).db.write() as session:
-        return service.delete_workspace(
-            session=session, principal=who, ctx=audit_context(request, who), project=project, name=name
-        )
+    return _write(request, who, service.delete_workspace, project=project, name=name)
 
 
 @router.post(WS + "/lock", response_model=WorkspaceOut)
@@ -110,25 +110,14 @@ def lock_workspace(
     request: Request, project: str, name: str, body: LockRequest, who: Principal = Depends(principal)
 ) -> WorkspaceOut:
     """No new run starts while a workspace is locked."""
-    with app_context(request).db.write() as session:
-        return service.lock(
-            session=session,
-            principal=who,
-            ctx=audit_context(request, who),
-            project=project,
-            name=name,
-            reason=body.reason,
-        )
+    return _write(request, who, service.lock, project=project, name=name, reason=body.reason)
 
 
 @router.post(WS + "/unlock", response_model=WorkspaceOut)
 def unlock_workspace(
     request: Request, project: str, name: str, who: Principal = Depends(principal)
 ) -> WorkspaceOut:
-    with app_context(request).db.write() as session:
-        return service.unlock(
-            session=session, principal=who, ctx=audit_context(request, who), project=project, name=name
-        )
+    return _write(request, who, service.unlock, project=project, name=name)
 
 
 # ---------------------------------------------------------------- variables
@@ -139,8 +128,7 @@ def list_variables(
     request: Request, project: str, name: str, who: Principal = Depends(principal)
 ) -> list[VariableOut]:
     """Terraform and env variables; a sensitive one shows `"value": null`."""
-    with app_context(request).db.read() as session:
-        return inputs.list_variables(session=session, org_id=who.org_id, project=project, name=name)
+    return call_read(request, who, inputs.list_variables, project=project, name=name)
 
 
 @router.put(
@@ -159,19 +147,17 @@ def set_variable(
     who: Principal = Depends(principal),
 ) -> VariableOut:
     """Create (201) or replace (200) a variable; a sensitive value is stored sealed and never returned."""
-    ctx = app_context(request)
-    with ctx.db.write() as session:
-        out, created = inputs.set_variable(
-            session=session,
-            keyring=ctx.keyring,
-            principal=who,
-            ctx=audit_context(request, who),
-            project=project,
-            name=name,
-            category=category,
-            key=key,
-            body=body,
-        )
+    out, created = _write(
+        request,
+        who,
+        inputs.set_variable,
+        keyring=app_context(request).keyring,
+        project=project,
+        name=name,
+        category=category,
+        key=key,
+        body=body,
+    )
     response.status_code = 201 if created else 200
     return out
 
@@ -180,16 +166,9 @@ def set_variable(
 def delete_variable(
     request: Request, project: str, name: str, category: str, key: str, who: Principal = Depends(principal)
 ) -> VariableOut:
-    with app_context(request).db.write() as session:
-        return inputs.delete_variable(
-            session=session,
-            principal=who,
-            ctx=audit_context(request, who),
-            project=project,
-            name=name,
-            category=category,
-            key=key,
-        )
+    return _write(
+        request, who, inputs.delete_variable, project=project, name=name, category=category, key=key
+    )
 
 
 # ---------------------------------------------------------------- code versions
@@ -234,21 +213,20 @@ async def upload_code_version(
     iam.require(who, "writer", action="uploading workspace code")  # before reading a large body
     limits = workspace_settings(request).archive_limits
     data = await _read_body(request, limits.max_bytes)
-    ctx = app_context(request)
+    keyring = app_context(request).keyring
 
     def store() -> CodeVersionOut:
-        with ctx.db.write() as session:
-            return service.upload_code_version(
-                session=session,
-                keyring=ctx.keyring,
-                principal=who,
-                ctx=audit_context(request, who),
-                project=project,
-                name=name,
-                data=data,
-                message=message,
-                limits=limits,
-            )
+        return _write(
+            request,
+            who,
+            service.upload_code_version,
+            keyring=keyring,
+            project=project,
+            name=name,
+            data=data,
+            message=message,
+            limits=limits,
+        )
 
     return await run_in_threadpool(store)
 
@@ -258,8 +236,7 @@ def list_code_versions(
     request: Request, project: str, name: str, who: Principal = Depends(principal)
 ) -> list[CodeVersionOut]:
     """Newest first."""
-    with app_context(request).db.read() as session:
-        return service.list_code_versions(session=session, org_id=who.org_id, project=project, name=name)
+    return call_read(request, who, service.list_code_versions, project=project, name=name)
 
 
 @router.get(WS + "/code-versions/compare", response_model=CodeCompare)
@@ -272,27 +249,23 @@ def compare_code_versions(
     who: Principal = Depends(principal),
 ) -> CodeCompare:
     """Files added, removed and changed (with a unified diff; binary files say so) from one version to another."""
-    ctx = app_context(request)
-    with ctx.db.read() as session:
-        return service.compare_code_versions(
-            session=session,
-            keyring=ctx.keyring,
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            from_number=from_number,
-            to_number=to,
-        )
+    return call_read(
+        request,
+        who,
+        service.compare_code_versions,
+        keyring=app_context(request).keyring,
+        project=project,
+        name=name,
+        from_number=from_number,
+        to_number=to,
+    )
 
 
 @router.get(WS + "/code-versions/{number}", response_model=CodeVersionOut)
 def show_code_version(
     request: Request, project: str, name: str, number: int, who: Principal = Depends(principal)
 ) -> CodeVersionOut:
-    with app_context(request).db.read() as session:
-        return service.show_code_version(
-            session=session, org_id=who.org_id, project=project, name=name, number=number
-        )
+    return call_read(request, who, service.show_code_version, project=project, name=name, number=number)
 
 
 @router.get(
@@ -304,11 +277,10 @@ def code_version_archive(
     request: Request, project: str, name: str, number: int, who: Principal = Depends(principal)
 ) -> Response:
     """The .tar.gz as uploaded."""
-    ctx = app_context(request)
-    with ctx.db.read() as session:
-        data = service.read_code_archive(
-            session=session, keyring=ctx.keyring, org_id=who.org_id, project=project, name=name, number=number
-        )
+    keyring = app_context(request).keyring
+    data = call_read(
+        request, who, service.read_code_archive, keyring=keyring, project=project, name=name, number=number
+    )
     return Response(
         data,
         media_type="application/gzip",
@@ -321,15 +293,7 @@ def rollback_code_version(
     request: Request, project: str, name: str, number: int, who: Principal = Depends(principal)
 ) -> CodeVersionOut:
     """Make this code version current again: runs queued from now on use it."""
-    with app_context(request).db.write() as session:
-        return service.rollback_code_version(
-            session=session,
-            principal=who,
-            ctx=audit_context(request, who),
-            project=project,
-            name=name,
-            number=number,
-        )
+    return _write(request, who, service.rollback_code_version, project=project, name=name, number=number)
 
 
 # ---------------------------------------------------------------- hooks
@@ -339,8 +303,7 @@ def rollback_code_version(
 def list_hooks(
     request: Request, project: str, name: str, who: Principal = Depends(principal)
 ) -> list[HookOut]:
-    with app_context(request).db.read() as session:
-        return inputs.list_hooks(session=session, org_id=who.org_id, project=project, name=name)
+    return call_read(request, who, inputs.list_hooks, project=project, name=name)
 
 
 @router.post(WS + "/hooks", response_model=HookOut, status_code=201)
@@ -348,39 +311,19 @@ def create_hook(
     request: Request, project: str, name: str, body: HookCreate, who: Principal = Depends(principal)
 ) -> HookOut:
     """Add a hook run by the agent at a stage of every run (an http hook's secret is write-only)."""
-    ctx = app_context(request)
-    with ctx.db.write() as session:
-        return inputs.create_hook(
-            session=session,
-            keyring=ctx.keyring,
-            principal=who,
-            ctx=audit_context(request, who),
-            project=project,
-            name=name,
-            body=body,
-        )
+    keyring = app_context(request).keyring
+    return _write(request, who, inputs.create_hook, keyring=keyring, project=project, name=name, body=body)
 
 
 @router.get(WS + "/hooks/{hook_id}", response_model=HookOut)
 def show_hook(
     request: Request, project: str, name: str, hook_id: int, who: Principal = Depends(principal)
 ) -> HookOut:
-    with app_context(request).db.read() as session:
-        return inputs.show_hook(
-            session=session, org_id=who.org_id, project=project, name=name, hook_id=hook_id
-        )
+    return call_read(request, who, inputs.show_hook, project=project, name=name, hook_id=hook_id)
 
 
 @router.delete(WS + "/hooks/{hook_id}", response_model=HookOut)
 def delete_hook(
     request: Request, project: str, name: str, hook_id: int, who: Principal = Depends(principal)
 ) -> HookOut:
-    with app_context(request).db.write() as session:
-        return inputs.delete_hook(
-            session=session,
-            principal=who,
-            ctx=audit_context(request, who),
-            project=project,
-            name=name,
-            hook_id=hook_id,
-        )
+    return _write(request, who, inputs.delete_hook, project=project, name=name, hook_id=hook_id)

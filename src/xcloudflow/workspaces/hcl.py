@@ -133,18 +133,22 @@ def parse_result(text: str) -> Block | HclProblem:
         return exc
 
 
-def _parse_block(text: str) -> Block:
+def _top_level(text: str) -> list[Tree[Token]]:
+    """The top-level blocks and arguments of `text` (comments and blank lines left out); HclProblem
+    when it does not parse."""
     try:
         tree = hcl2.parses_to_tree(text)
     except Exception as exc:  # lark's errors and any other failure of the parser
         raise _syntax_problem(exc) from exc
     body = tree.children[0] if tree.children else None
     if not isinstance(body, Tree):
-        raise HclProblem("no block: expected one resource, data or module block")
+        return []
+    return [c for c in body.children if isinstance(c, Tree) and c.data != "new_line_or_comment"]
+
+
+def _parse_block(text: str) -> Block:
     blocks: list[Tree[Token]] = []
-    for child in body.children:
-        if not isinstance(child, Tree) or child.data == "new_line_or_comment":
-            continue
+    for child in _top_level(text):
         if child.data == "attribute":
             name = _tokens(child)[0].value
             raise HclProblem(
@@ -165,14 +169,7 @@ PROVIDER_FILE_BLOCKS = {"provider": 1, "terraform": 0}
 
 def check_providers(text: str) -> None:
     """Provider settings hold only `provider "name" {...}` and `terraform {...}` blocks (HclProblem)."""
-    try:
-        tree = hcl2.parses_to_tree(text)
-    except Exception as exc:  # lark's errors and any other failure of the parser
-        raise _syntax_problem(exc) from exc
-    body = tree.children[0] if tree.children else None
-    for child in body.children if isinstance(body, Tree) else []:
-        if not isinstance(child, Tree) or child.data == "new_line_or_comment":
-            continue
+    for child in _top_level(text):
         if child.data == "attribute":
             raise HclProblem(
                 f"top-level argument {_tokens(child)[0].value!r}: only blocks", line=_line(child)

@@ -14,16 +14,14 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from xcloudflow.audit import service as audit
 from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.db.base import utcnow
 from xcloudflow.errors import Invalid, NotFound, TooLarge
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
-from xcloudflow.keys import service as keys
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.workspaces import service
-from xcloudflow.workspaces.models import HOOK_STAGES, WorkspaceHook, WorkspaceVariable
+from xcloudflow.workspaces.models import HOOK_STAGES, Workspace, WorkspaceHook, WorkspaceVariable
 from xcloudflow.workspaces.schemas import HookCreate, HookOut, VariableOut, VariableSet
 
 MAX_VARIABLE_BYTES = 256 * 1024
@@ -37,6 +35,13 @@ _KEY = {
 _RESERVED_ENV = ("TF_HTTP_", "XCF_")
 _PYTHON_TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 _HCL_PROBE = "xcf_value"
+
+
+def _locked_workspace(session: Session, principal: Principal, project: str, name: str) -> Workspace:
+    """The workspace to change, FOR UPDATE (the caller checked the role and its input first)."""
+    return service.get_workspace(
+        session=session, org_id=principal.org_id, project=project, name=name, lock=True
+    )
 
 
 def _check_category(category: str) -> str:
@@ -106,6 +111,20 @@ def _var_out(v: WorkspaceVariable) -> VariableOut:
     )
 
 
+def _variable(session: Session, ws: Workspace, category: str, key: str) -> WorkspaceVariable | None:
+    return session.scalars(
+        select(WorkspaceVariable).where(
+            WorkspaceVariable.workspace_id == ws.id,
+            WorkspaceVariable.category == category,
+            WorkspaceVariable.key == key,
+        )
+    ).first()
+
+
+def _variable_resource(ws: Workspace, category: str, key: str) -> str:
+    return f"{service.resource_name(ws)}/vars/{category}/{key}"
+
+
 def list_variables(*, session: Session, org_id: int, project: str, name: str) -> list[VariableOut]:
     ws = service.get_workspace(session=session, org_id=org_id, project=project, name=name)
     rows = session.scalars(
@@ -131,16 +150,8 @@ def set_variable(
     """Create or replace a variable; returns it and whether it was created."""
     iam.require(principal, "writer", action="setting workspace variables")
     _check_key(_check_category(category), key)
-    ws = service.get_workspace(
-        session=session, org_id=principal.org_id, project=project, name=name, lock=True
-    )
-    row = session.scalars(
-        select(WorkspaceVariable).where(
-            WorkspaceVariable.workspace_id == ws.id,
-            WorkspaceVariable.category == category,
-            WorkspaceVariable.key == key,
-        )
-    ).first()
+    ws = _locked_workspace(session, principal, project, name)
+    row = _variable(session, ws, category, key)
     value = body.value
     if value is None:
         if row is None:
@@ -175,24 +186,15 @@ def set_variable(
     row.sensitive = body.sensitive
     row.description = body.description if "description" in body.model_fields_set else row.description
     if body.sensitive:
-        row.data_key_id, row.sealed_value = keys.seal(
-            session=session,
-            keyring=keyring,
-            org_id=ws.org_id,
-            aad=service.variable_aad(ws.id, category, key),
-            chunks=[value.encode()],
-        )
+        aad = service.variable_aad(ws.id, category, key)
+        row.data_key_id, row.sealed_value = service.seal(session, keyring, ws, aad, value.encode())
         row.value = None
     else:
         row.value, row.data_key_id, row.sealed_value = value, None, None
     row.updated_at = now
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.variable.set",
-        resource=f"{service.resource_name(ws)}/vars/{category}/{key}",
-        details={"created": created, "hcl": row.hcl, "sensitive": row.sensitive},
+    details = {"created": created, "hcl": row.hcl, "sensitive": row.sensitive}
+    service.record_change(
+        session, ctx, "workspaces.variable.set", _variable_resource(ws, category, key), details
     )
     return _var_out(row), created
 
@@ -209,27 +211,13 @@ def delete_variable(
 ) -> VariableOut:
     iam.require(principal, "writer", action="deleting workspace variables")
     _check_category(category)
-    ws = service.get_workspace(
-        session=session, org_id=principal.org_id, project=project, name=name, lock=True
-    )
-    row = session.scalars(
-        select(WorkspaceVariable).where(
-            WorkspaceVariable.workspace_id == ws.id,
-            WorkspaceVariable.category == category,
-            WorkspaceVariable.key == key,
-        )
-    ).first()
+    ws = _locked_workspace(session, principal, project, name)
+    row = _variable(session, ws, category, key)
     if row is None:
         raise NotFound(f"workspace {service.address(ws)} has no {category} variable {key}")
     out = _var_out(row)
     session.delete(row)
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.variable.delete",
-        resource=f"{service.resource_name(ws)}/vars/{category}/{key}",
-    )
+    service.record_change(session, ctx, "workspaces.variable.delete", _variable_resource(ws, category, key))
     return out
 
 
@@ -287,6 +275,10 @@ def list_hooks(*, session: Session, org_id: int, project: str, name: str) -> lis
     return [_hook_out(h) for h in sorted(rows, key=lambda h: (HOOK_STAGES.index(h.stage), h.position, h.id))]
 
 
+def _hook_resource(ws: Workspace, hook_id: int) -> str:
+    return f"{service.resource_name(ws)}/hooks/{hook_id}"
+
+
 def _hook(session: Session, workspace_id: int, address: str, hook_id: int) -> WorkspaceHook:
     row = session.get(WorkspaceHook, hook_id)
     if row is None or row.workspace_id != workspace_id:
@@ -311,9 +303,7 @@ def create_hook(
 ) -> HookOut:
     iam.require(principal, "writer", action="adding workspace hooks")
     _check_hook(body)
-    ws = service.get_workspace(
-        session=session, org_id=principal.org_id, project=project, name=name, lock=True
-    )
+    ws = _locked_workspace(session, principal, project, name)
     last = session.scalar(select(func.max(WorkspaceHook.position)).where(WorkspaceHook.workspace_id == ws.id))
     row = WorkspaceHook(
         workspace_id=ws.id,
@@ -329,26 +319,15 @@ def create_hook(
     session.add(row)
     session.flush()
     if body.secret is not None:
-        row.data_key_id, row.sealed_secret = keys.seal(
-            session=session,
-            keyring=keyring,
-            org_id=ws.org_id,
-            aad=service.hook_aad(ws.id, row.id),
-            chunks=[body.secret.encode()],
-        )
-        session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.hook.create",
-        resource=f"{service.resource_name(ws)}/hooks/{row.id}",
-        details={
-            "stage": row.stage,
-            "kind": row.kind,
-            "mandatory": row.mandatory,
-            "secret": body.secret is not None,
-        },
-    )
+        aad = service.hook_aad(ws.id, row.id)
+        row.data_key_id, row.sealed_secret = service.seal(session, keyring, ws, aad, body.secret.encode())
+    details = {
+        "stage": row.stage,
+        "kind": row.kind,
+        "mandatory": row.mandatory,
+        "secret": body.secret is not None,
+    }
+    service.record_change(session, ctx, "workspaces.hook.create", _hook_resource(ws, row.id), details)
     return _hook_out(row)
 
 
@@ -356,18 +335,10 @@ def delete_hook(
     *, session: Session, principal: Principal, ctx: AuditContext, project: str, name: str, hook_id: int
 ) -> HookOut:
     iam.require(principal, "writer", action="deleting workspace hooks")
-    ws = service.get_workspace(
-        session=session, org_id=principal.org_id, project=project, name=name, lock=True
-    )
+    ws = _locked_workspace(session, principal, project, name)
     row = _hook(session, ws.id, service.address(ws), hook_id)
     out = _hook_out(row)
     session.delete(row)
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.hook.delete",
-        resource=f"{service.resource_name(ws)}/hooks/{hook_id}",
-        details={"stage": out.stage, "kind": out.kind},
-    )
+    details = {"stage": out.stage, "kind": out.kind}
+    service.record_change(session, ctx, "workspaces.hook.delete", _hook_resource(ws, hook_id), details)
     return out

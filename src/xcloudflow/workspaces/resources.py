@@ -16,11 +16,12 @@ import difflib
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, aliased
 
-from xcloudflow.audit import service as audit
 from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.db.base import utcnow
 from xcloudflow.db.pagination import check_limit, decode_cursor, page_of
@@ -52,7 +53,7 @@ from xcloudflow.workspaces.resource_schemas import (
     SnapshotOut,
     SnapshotRestoreOut,
 )
-from xcloudflow.workspaces.service import get_workspace, resource_name
+from xcloudflow.workspaces.service import first_or_not_found, get_workspace, record_change, resource_name
 
 MAX_HCL_BYTES = 256 * 1024
 WRITE_ACTION = "changing managed resources"
@@ -134,27 +135,33 @@ def preparse(text: str) -> None:
 
 
 def _resource(session: Session, ws: Workspace, address: str, *, lock: bool = False) -> WorkspaceResource:
-    stmt = select(WorkspaceResource).where(
-        WorkspaceResource.workspace_id == ws.id, WorkspaceResource.address == address
+    missing = f"no resource {address} in workspace {_where(ws)}"
+    return first_or_not_found(
+        session, WorkspaceResource, missing, lock=lock, workspace_id=ws.id, address=address
     )
-    row = session.scalars(stmt.with_for_update() if lock else stmt).first()
-    if row is None:
-        raise NotFound(f"no resource {address} in workspace {_where(ws)}")
-    return row
+
+
+def _workspace_resource(
+    session: Session,
+    org_id: int,
+    project: str,
+    name: str,
+    address: str,
+    *,
+    lock: Literal["workspace", "both"] | None = None,
+) -> tuple[Workspace, WorkspaceResource]:
+    """The workspace at `project/name` and its resource at `address`; `lock` takes the workspace row
+    (and with "both" the resource row too) FOR UPDATE."""
+    ws = get_workspace(session=session, org_id=org_id, project=project, name=name, lock=lock is not None)
+    return ws, _resource(session, ws, address, lock=lock == "both")
 
 
 def _version(session: Session, ws: Workspace, res: WorkspaceResource, version: int) -> ResourceCodeVersion:
-    row = session.scalars(
-        select(ResourceCodeVersion).where(
-            ResourceCodeVersion.resource_id == res.id, ResourceCodeVersion.version == version
-        )
-    ).first()
-    if row is None:
-        raise NotFound(
-            f"resource {res.address} of workspace {_where(ws)} has no version {version} "
-            f"(versions 1 to {res.version_seq})"
-        )
-    return row
+    missing = (
+        f"resource {res.address} of workspace {_where(ws)} has no version {version} "
+        f"(versions 1 to {res.version_seq})"
+    )
+    return first_or_not_found(session, ResourceCodeVersion, missing, resource_id=res.id, version=version)
 
 
 def _edges(session: Session, workspace_id: int) -> list[tuple[str, str]]:
@@ -208,6 +215,30 @@ def _version_out(v: ResourceCodeVersion, res: WorkspaceResource) -> ResourceVers
     )
 
 
+def _add_version(
+    session: Session,
+    res: WorkspaceResource,
+    version: int,
+    body: ResourceCreate | ResourceUpdate,
+    now: datetime,
+    actor: str | None,
+) -> str:
+    """Add version `version` of `res` with the HCL and message of `body`; returns its sha256."""
+    sha256 = _sha256(body.hcl)
+    session.add(
+        ResourceCodeVersion(
+            resource_id=res.id,
+            version=version,
+            hcl=body.hcl,
+            sha256=sha256,
+            message=body.message,
+            created_at=now,
+            created_by=actor,
+        )
+    )
+    return sha256
+
+
 # ---------------------------------------------------------------- resources
 
 
@@ -242,8 +273,8 @@ def list_resources(
 
 
 def show_resource(*, session: Session, org_id: int, project: str, name: str, address: str) -> ResourceDetail:
-    ws = get_workspace(session=session, org_id=org_id, project=project, name=name)
-    return _detail(session, ws, _resource(session, ws, address))
+    ws, res = _workspace_resource(session, org_id, project, name, address)
+    return _detail(session, ws, res)
 
 
 def create_resource(
@@ -278,25 +309,8 @@ def create_resource(
     )
     session.add(res)
     session.flush()
-    session.add(
-        ResourceCodeVersion(
-            resource_id=res.id,
-            version=1,
-            hcl=body.hcl,
-            sha256=_sha256(body.hcl),
-            message=body.message,
-            created_at=now,
-            created_by=ctx.actor,
-        )
-    )
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.resource.create",
-        resource=_audit_resource(ws, address),
-        details={"version": 1, "sha256": _sha256(body.hcl)},
-    )
+    details = {"version": 1, "sha256": _add_version(session, res, 1, body, now, ctx.actor)}
+    record_change(session, ctx, "workspaces.resource.create", _audit_resource(ws, address), details)
     return _detail(session, ws, res)
 
 
@@ -311,8 +325,7 @@ def update_resource(
     body: ResourceUpdate,
 ) -> ResourceDetail:
     """A new version, made current; the same HCL as the current version changes nothing."""
-    ws = get_workspace(session=session, org_id=org_id, project=project, name=name, lock=True)
-    res = _resource(session, ws, address, lock=True)
+    ws, res = _workspace_resource(session, org_id, project, name, address, lock="both")
     check_hcl(address, body.hcl)
     current = _version(session, ws, res, res.current_version)
     description_changes = "description" in body.model_fields_set and body.description != res.description
@@ -322,35 +335,17 @@ def update_resource(
     details: dict[str, object] = {}
     if current.hcl != body.hcl:
         res.version_seq += 1
-        session.add(
-            ResourceCodeVersion(
-                resource_id=res.id,
-                version=res.version_seq,
-                hcl=body.hcl,
-                sha256=_sha256(body.hcl),
-                message=body.message,
-                created_at=now,
-                created_by=ctx.actor,
-            )
-        )
         details = {
             "from_version": res.current_version,
             "version": res.version_seq,
-            "sha256": _sha256(body.hcl),
+            "sha256": _add_version(session, res, res.version_seq, body, now, ctx.actor),
         }
         res.current_version = res.version_seq
     if description_changes:
         res.description = body.description
         details["description"] = True
     res.updated_at = now
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.resource.update",
-        resource=_audit_resource(ws, address),
-        details=details,
-    )
+    record_change(session, ctx, "workspaces.resource.update", _audit_resource(ws, address), details)
     return _detail(session, ws, res)
 
 
@@ -358,8 +353,7 @@ def delete_resource(
     *, session: Session, ctx: AuditContext, org_id: int, project: str, name: str, address: str
 ) -> None:
     """Refused while other resources depend on it; its versions and its own dependencies go with it."""
-    ws = get_workspace(session=session, org_id=org_id, project=project, name=name, lock=True)
-    res = _resource(session, ws, address, lock=True)
+    ws, res = _workspace_resource(session, org_id, project, name, address, lock="both")
     dependents = sorted(a for a, b in _edges(session, ws.id) if b == address)
     if dependents:
         raise Conflict(
@@ -371,14 +365,8 @@ def delete_resource(
     session.execute(delete(ResourceCodeVersion).where(ResourceCodeVersion.resource_id == res.id))
     versions = res.version_seq
     session.delete(res)
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.resource.delete",
-        resource=_audit_resource(ws, address),
-        details={"current_version": res.current_version, "versions": versions},
-    )
+    details = {"current_version": res.current_version, "versions": versions}
+    record_change(session, ctx, "workspaces.resource.delete", _audit_resource(ws, address), details)
 
 
 # ---------------------------------------------------------------- versions
@@ -396,8 +384,7 @@ def list_versions(
 ) -> ResourceVersionPage:
     """Newest first."""
     check_limit(limit)
-    ws = get_workspace(session=session, org_id=org_id, project=project, name=name)
-    res = _resource(session, ws, address)
+    _, res = _workspace_resource(session, org_id, project, name, address)
     stmt = select(ResourceCodeVersion).where(ResourceCodeVersion.resource_id == res.id)
     after = decode_cursor(cursor)
     if after is not None:
@@ -412,8 +399,7 @@ def list_versions(
 def show_version(
     *, session: Session, org_id: int, project: str, name: str, address: str, version: int
 ) -> ResourceVersionDetail:
-    ws = get_workspace(session=session, org_id=org_id, project=project, name=name)
-    res = _resource(session, ws, address)
+    ws, res = _workspace_resource(session, org_id, project, name, address)
     v = _version(session, ws, res, version)
     return ResourceVersionDetail(**_version_out(v, res).model_dump(), address=address, hcl=v.hcl)
 
@@ -428,8 +414,7 @@ def compare_versions(
     from_version: int,
     to_version: int,
 ) -> ResourceCompare:
-    ws = get_workspace(session=session, org_id=org_id, project=project, name=name)
-    res = _resource(session, ws, address)
+    ws, res = _workspace_resource(session, org_id, project, name, address)
     old = _version(session, ws, res, from_version)
     new = _version(session, ws, res, to_version)
     diff = difflib.unified_diff(
@@ -448,22 +433,15 @@ def rollback(
     *, session: Session, ctx: AuditContext, org_id: int, project: str, name: str, address: str, version: int
 ) -> ResourceDetail:
     """Make an existing version current again (no new version: versions are immutable)."""
-    ws = get_workspace(session=session, org_id=org_id, project=project, name=name, lock=True)
-    res = _resource(session, ws, address, lock=True)
+    ws, res = _workspace_resource(session, org_id, project, name, address, lock="both")
     _version(session, ws, res, version)
     if version == res.current_version:
         return _detail(session, ws, res)
     previous = res.current_version
     res.current_version = version
     res.updated_at = utcnow()
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.resource.rollback",
-        resource=_audit_resource(ws, address),
-        details={"from_version": previous, "to_version": version},
-    )
+    details = {"from_version": previous, "to_version": version}
+    record_change(session, ctx, "workspaces.resource.rollback", _audit_resource(ws, address), details)
     return _detail(session, ws, res)
 
 
@@ -513,8 +491,7 @@ def add_dependency(
     address: str,
     depends_on: str,
 ) -> DependencyOut:
-    ws = get_workspace(session=session, org_id=org_id, project=project, name=name, lock=True)
-    res = _resource(session, ws, address)
+    ws, res = _workspace_resource(session, org_id, project, name, address, lock="workspace")
     if depends_on == address:
         raise Invalid(f"{address} cannot depend on itself", details={"field": "depends_on"})
     try:
@@ -538,14 +515,8 @@ def add_dependency(
         workspace_id=ws.id, resource_id=res.id, depends_on_id=target.id, created_at=utcnow()
     )
     session.add(row)
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.resource.dependency.add",
-        resource=_audit_resource(ws, address),
-        details={"depends_on": depends_on},
-    )
+    details = {"depends_on": depends_on}
+    record_change(session, ctx, "workspaces.resource.dependency.add", _audit_resource(ws, address), details)
     return DependencyOut(resource=address, depends_on=depends_on, created_at=row.created_at)
 
 
@@ -559,8 +530,7 @@ def remove_dependency(
     address: str,
     depends_on: str,
 ) -> None:
-    ws = get_workspace(session=session, org_id=org_id, project=project, name=name, lock=True)
-    res = _resource(session, ws, address)
+    ws, res = _workspace_resource(session, org_id, project, name, address, lock="workspace")
     target = session.scalars(
         select(WorkspaceResource).where(
             WorkspaceResource.workspace_id == ws.id, WorkspaceResource.address == depends_on
@@ -578,13 +548,9 @@ def remove_dependency(
     if row is None:
         raise NotFound(f"{address} does not depend on {depends_on} in workspace {_where(ws)}")
     session.delete(row)
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.resource.dependency.remove",
-        resource=_audit_resource(ws, address),
-        details={"depends_on": depends_on},
+    details = {"depends_on": depends_on}
+    record_change(
+        session, ctx, "workspaces.resource.dependency.remove", _audit_resource(ws, address), details
     )
 
 
@@ -602,14 +568,8 @@ def _snapshot_out(s: WorkspaceResourceSnapshot) -> SnapshotOut:
 
 
 def _snapshot(session: Session, ws: Workspace, snapshot: str) -> WorkspaceResourceSnapshot:
-    row = session.scalars(
-        select(WorkspaceResourceSnapshot).where(
-            WorkspaceResourceSnapshot.workspace_id == ws.id, WorkspaceResourceSnapshot.name == snapshot
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"no snapshot {snapshot!r} in workspace {_where(ws)}")
-    return row
+    missing = f"no snapshot {snapshot!r} in workspace {_where(ws)}"
+    return first_or_not_found(session, WorkspaceResourceSnapshot, missing, workspace_id=ws.id, name=snapshot)
 
 
 def list_snapshots(*, session: Session, org_id: int, project: str, name: str) -> SnapshotList:
@@ -657,14 +617,8 @@ def create_snapshot(
         created_by=ctx.actor,
     )
     session.add(row)
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.snapshot.create",
-        resource=_audit_resource(ws, tail=f"/snapshots/{body.name}"),
-        details={"items": items},
-    )
+    audited = _audit_resource(ws, tail=f"/snapshots/{body.name}")
+    record_change(session, ctx, "workspaces.snapshot.create", audited, {"items": items})
     return _snapshot_out(row)
 
 
@@ -716,14 +670,9 @@ def restore_snapshot(
         )
         res.current_version = version
         res.updated_at = now
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.snapshot.restore",
-        resource=_audit_resource(ws, tail=f"/snapshots/{snapshot}"),
-        details={"changed": {c.address: [c.from_version, c.to_version] for c in changed}},
-    )
+    details = {"changed": {c.address: [c.from_version, c.to_version] for c in changed}}
+    audited = _audit_resource(ws, tail=f"/snapshots/{snapshot}")
+    record_change(session, ctx, "workspaces.snapshot.restore", audited, details)
     return SnapshotRestoreOut(
         snapshot=snapshot,
         changed=changed,
@@ -738,12 +687,8 @@ def delete_snapshot(
     ws = get_workspace(session=session, org_id=org_id, project=project, name=name, lock=True)
     row = _snapshot(session, ws, snapshot)
     session.delete(row)
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.snapshot.delete",
-        resource=_audit_resource(ws, tail=f"/snapshots/{snapshot}"),
+    record_change(
+        session, ctx, "workspaces.snapshot.delete", _audit_resource(ws, tail=f"/snapshots/{snapshot}")
     )
 
 

@@ -7,12 +7,16 @@ but never a slash.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.server.deps import app_context, audit_context, principal
 from xcloudflow.workspaces import resources
+from xcloudflow.workspaces.api import call_read
 from xcloudflow.workspaces.resource_schemas import (
     DependencyCreate,
     DependencyList,
@@ -33,10 +37,17 @@ from xcloudflow.workspaces.resource_schemas import (
 
 router = APIRouter(prefix="/api/v1/workspaces/{project}/{name}", tags=["workspace resources"])
 RES = "/resources/{address}"
+T = TypeVar("T")
 
 
 def _writer(who: Principal) -> None:
     iam.require(who, "writer", action=resources.WRITE_ACTION)
+
+
+def _write(request: Request, who: Principal, call: Callable[..., T], **kwargs: Any) -> T:
+    """`call(session=, ctx=, org_id=, **kwargs)` in a write transaction; the caller checked `_writer`."""
+    with app_context(request).db.write() as session:
+        return call(session=session, ctx=audit_context(request, who), org_id=who.org_id, **kwargs)
 
 
 # ---------------------------------------------------------------- resources
@@ -51,10 +62,9 @@ def list_resources(
     limit: int = Query(100),
     who: Principal = Depends(principal),
 ) -> ResourcePage:
-    with app_context(request).db.read() as session:
-        return resources.list_resources(
-            session=session, org_id=who.org_id, project=project, name=name, cursor=cursor, limit=limit
-        )
+    return call_read(
+        request, who, resources.list_resources, project=project, name=name, cursor=cursor, limit=limit
+    )
 
 
 @router.post("/resources", response_model=ResourceDetail, status_code=201)
@@ -64,25 +74,14 @@ def create_resource(
     """Add a resource: `hcl` is exactly one resource, data or module block whose address is `address`."""
     _writer(who)
     resources.preparse(body.hcl)  # slow: before the write lock
-    with app_context(request).db.write() as session:
-        return resources.create_resource(
-            session=session,
-            ctx=audit_context(request, who),
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            body=body,
-        )
+    return _write(request, who, resources.create_resource, project=project, name=name, body=body)
 
 
 @router.get(RES, response_model=ResourceDetail)
 def show_resource(
     request: Request, project: str, name: str, address: str, who: Principal = Depends(principal)
 ) -> ResourceDetail:
-    with app_context(request).db.read() as session:
-        return resources.show_resource(
-            session=session, org_id=who.org_id, project=project, name=name, address=address
-        )
+    return call_read(request, who, resources.show_resource, project=project, name=name, address=address)
 
 
 @router.put(RES, response_model=ResourceDetail)
@@ -97,16 +96,9 @@ def update_resource(
     """A new version, made current (the same HCL as the current version changes nothing)."""
     _writer(who)
     resources.preparse(body.hcl)  # slow: before the write lock
-    with app_context(request).db.write() as session:
-        return resources.update_resource(
-            session=session,
-            ctx=audit_context(request, who),
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            address=address,
-            body=body,
-        )
+    return _write(
+        request, who, resources.update_resource, project=project, name=name, address=address, body=body
+    )
 
 
 @router.delete(RES, status_code=204, response_class=Response)
@@ -115,15 +107,7 @@ def delete_resource(
 ) -> Response:
     """Refused (409) while other resources depend on it."""
     _writer(who)
-    with app_context(request).db.write() as session:
-        resources.delete_resource(
-            session=session,
-            ctx=audit_context(request, who),
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            address=address,
-        )
+    _write(request, who, resources.delete_resource, project=project, name=name, address=address)
     return Response(status_code=204)
 
 
@@ -140,26 +124,25 @@ def list_versions(
     limit: int = Query(100),
     who: Principal = Depends(principal),
 ) -> ResourceVersionPage:
-    with app_context(request).db.read() as session:
-        return resources.list_versions(
-            session=session,
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            address=address,
-            cursor=cursor,
-            limit=limit,
-        )
+    return call_read(
+        request,
+        who,
+        resources.list_versions,
+        project=project,
+        name=name,
+        address=address,
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 @router.get(RES + "/versions/{version}", response_model=ResourceVersionDetail)
 def show_version(
     request: Request, project: str, name: str, address: str, version: int, who: Principal = Depends(principal)
 ) -> ResourceVersionDetail:
-    with app_context(request).db.read() as session:
-        return resources.show_version(
-            session=session, org_id=who.org_id, project=project, name=name, address=address, version=version
-        )
+    return call_read(
+        request, who, resources.show_version, project=project, name=name, address=address, version=version
+    )
 
 
 @router.get(RES + "/compare", response_model=ResourceCompare)
@@ -172,16 +155,16 @@ def compare_versions(
     to: int = Query(ge=1),
     who: Principal = Depends(principal),
 ) -> ResourceCompare:
-    with app_context(request).db.read() as session:
-        return resources.compare_versions(
-            session=session,
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            address=address,
-            from_version=from_,
-            to_version=to,
-        )
+    return call_read(
+        request,
+        who,
+        resources.compare_versions,
+        project=project,
+        name=name,
+        address=address,
+        from_version=from_,
+        to_version=to,
+    )
 
 
 @router.post(RES + "/rollback", response_model=ResourceDetail)
@@ -195,16 +178,9 @@ def rollback(
 ) -> ResourceDetail:
     """Make an existing version current again."""
     _writer(who)
-    with app_context(request).db.write() as session:
-        return resources.rollback(
-            session=session,
-            ctx=audit_context(request, who),
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            address=address,
-            version=body.version,
-        )
+    return _write(
+        request, who, resources.rollback, project=project, name=name, address=address, version=body.version
+    )
 
 
 # ---------------------------------------------------------------- dependencies
@@ -214,8 +190,7 @@ def rollback(
 def list_dependencies(
     request: Request, project: str, name: str, who: Principal = Depends(principal)
 ) -> DependencyList:
-    with app_context(request).db.read() as session:
-        return resources.list_dependencies(session=session, org_id=who.org_id, project=project, name=name)
+    return call_read(request, who, resources.list_dependencies, project=project, name=name)
 
 
 @router.post(RES + "/dependencies", response_model=DependencyOut, status_code=201)
@@ -229,16 +204,15 @@ def add_dependency(
 ) -> DependencyOut:
     """Record that `address` depends on `body.depends_on` (both in the workspace; cycles refused)."""
     _writer(who)
-    with app_context(request).db.write() as session:
-        return resources.add_dependency(
-            session=session,
-            ctx=audit_context(request, who),
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            address=address,
-            depends_on=body.depends_on,
-        )
+    return _write(
+        request,
+        who,
+        resources.add_dependency,
+        project=project,
+        name=name,
+        address=address,
+        depends_on=body.depends_on,
+    )
 
 
 @router.delete(RES + "/dependencies/{depends_on}", status_code=204, response_class=Response)
@@ -251,16 +225,15 @@ def remove_dependency(
     who: Principal = Depends(principal),
 ) -> Response:
     _writer(who)
-    with app_context(request).db.write() as session:
-        resources.remove_dependency(
-            session=session,
-            ctx=audit_context(request, who),
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            address=address,
-            depends_on=depends_on,
-        )
+    _write(
+        request,
+        who,
+        resources.remove_dependency,
+        project=project,
+        name=name,
+        address=address,
+        depends_on=depends_on,
+    )
     return Response(status_code=204)
 
 
@@ -271,8 +244,7 @@ def remove_dependency(
 def list_snapshots(
     request: Request, project: str, name: str, who: Principal = Depends(principal)
 ) -> SnapshotList:
-    with app_context(request).db.read() as session:
-        return resources.list_snapshots(session=session, org_id=who.org_id, project=project, name=name)
+    return call_read(request, who, resources.list_snapshots, project=project, name=name)
 
 
 @router.post("/snapshots", response_model=SnapshotOut, status_code=201)
@@ -281,25 +253,14 @@ def create_snapshot(
 ) -> SnapshotOut:
     """Record the current version of every managed resource."""
     _writer(who)
-    with app_context(request).db.write() as session:
-        return resources.create_snapshot(
-            session=session,
-            ctx=audit_context(request, who),
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            body=body,
-        )
+    return _write(request, who, resources.create_snapshot, project=project, name=name, body=body)
 
 
 @router.get("/snapshots/{snapshot}", response_model=SnapshotOut)
 def show_snapshot(
     request: Request, project: str, name: str, snapshot: str, who: Principal = Depends(principal)
 ) -> SnapshotOut:
-    with app_context(request).db.read() as session:
-        return resources.show_snapshot(
-            session=session, org_id=who.org_id, project=project, name=name, snapshot=snapshot
-        )
+    return call_read(request, who, resources.show_snapshot, project=project, name=name, snapshot=snapshot)
 
 
 @router.post("/snapshots/{snapshot}/restore", response_model=SnapshotRestoreOut)
@@ -308,15 +269,7 @@ def restore_snapshot(
 ) -> SnapshotRestoreOut:
     """Set each resource back to its version in the snapshot (409 if one no longer exists)."""
     _writer(who)
-    with app_context(request).db.write() as session:
-        return resources.restore_snapshot(
-            session=session,
-            ctx=audit_context(request, who),
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            snapshot=snapshot,
-        )
+    return _write(request, who, resources.restore_snapshot, project=project, name=name, snapshot=snapshot)
 
 
 @router.delete("/snapshots/{snapshot}", status_code=204, response_class=Response)
@@ -324,15 +277,7 @@ def delete_snapshot(
     request: Request, project: str, name: str, snapshot: str, who: Principal = Depends(principal)
 ) -> Response:
     _writer(who)
-    with app_context(request).db.write() as session:
-        resources.delete_snapshot(
-            session=session,
-            ctx=audit_context(request, who),
-            org_id=who.org_id,
-            project=project,
-            name=name,
-            snapshot=snapshot,
-        )
+    _write(request, who, resources.delete_snapshot, project=project, name=name, snapshot=snapshot)
     return Response(status_code=204)
 
 
@@ -344,5 +289,4 @@ def resources_main(
     request: Request, project: str, name: str, who: Principal = Depends(principal)
 ) -> dict[str, str]:
     """The main.tf that a run in resources mode gets (preview)."""
-    with app_context(request).db.read() as session:
-        return resources.preview_main(session=session, org_id=who.org_id, project=project, name=name)
+    return call_read(request, who, resources.preview_main, project=project, name=name)

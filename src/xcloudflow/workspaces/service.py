@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -54,6 +55,8 @@ _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,63}$")
 
 WRITE_ACTION = "changing workspaces"
 
+_Row = TypeVar("_Row")
+
 
 def address(ws: Workspace) -> str:
     return f"{ws.project}/{ws.name}"
@@ -61,6 +64,25 @@ def address(ws: Workspace) -> str:
 
 def resource_name(ws: Workspace) -> str:
     return f"workspace/{ws.project}/{ws.name}"
+
+
+def first_or_not_found(
+    session: Session, model: type[_Row], missing: str, *, lock: bool = False, **by: Any
+) -> _Row:
+    """The first `model` row whose columns equal `by` (FOR UPDATE when `lock`); NotFound(`missing`) if none."""
+    stmt = select(model).filter_by(**by)
+    row = session.scalars(stmt.with_for_update() if lock else stmt).first()
+    if row is None:
+        raise NotFound(missing)
+    return row
+
+
+def record_change(
+    session: Session, ctx: AuditContext, action: str, resource: str, details: dict[str, Any] | None = None
+) -> None:
+    """Flush the change, then write its audit row."""
+    session.flush()
+    audit.record(session=session, ctx=ctx, action=action, resource=resource, details=details)
 
 
 # ---------------------------------------------------------------- checks
@@ -146,13 +168,10 @@ def _set_drift(ws: Workspace, minutes: int | None) -> None:
 
 def get_workspace(*, session: Session, org_id: int, project: str, name: str, lock: bool = False) -> Workspace:
     """The workspace row at `project/name` (FOR UPDATE when `lock`); NotFound names the address."""
-    stmt = select(Workspace).where(
-        Workspace.org_id == org_id, Workspace.project == project, Workspace.name == name
+    missing = f"no workspace {project}/{name}"
+    return first_or_not_found(
+        session, Workspace, missing, lock=lock, org_id=org_id, project=project, name=name
     )
-    ws = session.scalars(stmt.with_for_update() if lock else stmt).first()
-    if ws is None:
-        raise NotFound(f"no workspace {project}/{name}")
-    return ws
 
 
 def _outs(session: Session, rows: list[Workspace]) -> list[WorkspaceOut]:
@@ -250,13 +269,8 @@ def create_workspace(
             session.flush()
     except IntegrityError:
         raise Conflict(f"workspace {body.project}/{body.name} already exists") from None
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.workspace.create",
-        resource=resource_name(ws),
-        details={"agent_pool": ws.agent_pool, "auto_apply": ws.auto_apply, "tags": ws.tags},
-    )
+    details = {"agent_pool": ws.agent_pool, "auto_apply": ws.auto_apply, "tags": ws.tags}
+    record_change(session, ctx, "workspaces.workspace.create", resource_name(ws), details)
     return workspace_out(session=session, workspace=ws)
 
 
@@ -337,14 +351,7 @@ def update_workspace(
     if "drift_interval_minutes" in sent:
         _set_drift(ws, body.drift_interval_minutes)
     ws.updated_at = utcnow()
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.workspace.update",
-        resource=resource_name(ws),
-        details={"fields": sorted(sent)},
-    )
+    record_change(session, ctx, "workspaces.workspace.update", resource_name(ws), {"fields": sorted(sent)})
     return workspace_out(session=session, workspace=ws)
 
 
@@ -358,7 +365,7 @@ def delete_workspace(
     out = workspace_out(session=session, workspace=ws)
     session.execute(delete(Workspace).where(Workspace.id == ws.id))
     session.expunge(ws)
-    audit.record(session=session, ctx=ctx, action="workspaces.workspace.delete", resource=resource_name(ws))
+    record_change(session, ctx, "workspaces.workspace.delete", resource_name(ws))
     return out
 
 
@@ -390,13 +397,7 @@ def lock(
             details={"locked_by": ws.locked_by, "lock_reason": ws.lock_reason},
         )
     lock_workspace(session=session, workspace=ws, reason=reason, actor=principal.user_name)
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.workspace.lock",
-        resource=resource_name(ws),
-        details={"reason": reason},
-    )
+    record_change(session, ctx, "workspaces.workspace.lock", resource_name(ws), {"reason": reason})
     return workspace_out(session=session, workspace=ws)
 
 
@@ -413,13 +414,8 @@ def unlock(
         ws.locked_by = None
         ws.locked_at = None
         ws.updated_at = utcnow()
-        session.flush()
-        audit.record(
-            session=session,
-            ctx=ctx,
-            action="workspaces.workspace.unlock",
-            resource=resource_name(ws),
-            details={"was_locked_by": holder},
+        record_change(
+            session, ctx, "workspaces.workspace.unlock", resource_name(ws), {"was_locked_by": holder}
         )
     return workspace_out(session=session, workspace=ws)
 
@@ -437,6 +433,11 @@ def hook_aad(workspace_id: int, hook_id: int) -> bytes:
 
 def _code_aad(workspace_id: int, number: int) -> bytes:
     return f"xcf:workspace-code:{workspace_id}:{number}".encode()
+
+
+def seal(session: Session, keyring: Keyring, ws: Workspace, aad: bytes, data: bytes) -> tuple[int, bytes]:
+    """(data key id, sealed blob) of `data` under the organization's data key, bound to `aad`."""
+    return keys.seal(session=session, keyring=keyring, org_id=ws.org_id, aad=aad, chunks=[data])
 
 
 def _open(session: Session, keyring: Keyring, data_key_id: int, aad: bytes, blob: bytes) -> bytes:
@@ -478,15 +479,13 @@ def _code_out(v: WorkspaceCodeVersion, ws: Workspace) -> CodeVersionOut:
     )
 
 
+def _code_resource(ws: Workspace, number: int) -> str:
+    return f"{resource_name(ws)}/code-versions/{number}"
+
+
 def _code_version(session: Session, ws: Workspace, number: int) -> WorkspaceCodeVersion:
-    row = session.scalars(
-        select(WorkspaceCodeVersion).where(
-            WorkspaceCodeVersion.workspace_id == ws.id, WorkspaceCodeVersion.number == number
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"workspace {address(ws)} has no code version {number}")
-    return row
+    missing = f"workspace {address(ws)} has no code version {number}"
+    return first_or_not_found(session, WorkspaceCodeVersion, missing, workspace_id=ws.id, number=number)
 
 
 def upload_code_version(
@@ -509,9 +508,7 @@ def upload_code_version(
     files = archive.inspect(data, limits)  # before the row lock: reading a big archive takes a while
     session.refresh(ws, with_for_update=True)
     number = ws.code_seq + 1
-    key_id, blob = keys.seal(
-        session=session, keyring=keyring, org_id=ws.org_id, aad=_code_aad(ws.id, number), chunks=[data]
-    )
+    key_id, blob = seal(session, keyring, ws, _code_aad(ws.id, number), data)
     row = WorkspaceCodeVersion(
         workspace_id=ws.id,
         number=number,
@@ -529,14 +526,8 @@ def upload_code_version(
     ws.code_seq = number
     ws.current_code_version_id = row.id
     ws.updated_at = row.created_at
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.code_version.upload",
-        resource=f"{resource_name(ws)}/code-versions/{number}",
-        details={"number": number, "sha256": row.sha256, "size": row.size, "files": len(files)},
-    )
+    details = {"number": number, "sha256": row.sha256, "size": row.size, "files": len(files)}
+    record_change(session, ctx, "workspaces.code_version.upload", _code_resource(ws, number), details)
     return _code_out(row, ws)
 
 
@@ -618,12 +609,6 @@ def rollback_code_version(
     previous = current.number if current is not None else None
     ws.current_code_version_id = row.id
     ws.updated_at = utcnow()
-    session.flush()
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="workspaces.code_version.rollback",
-        resource=f"{resource_name(ws)}/code-versions/{number}",
-        details={"number": number, "previous": previous},
-    )
+    details = {"number": number, "previous": previous}
+    record_change(session, ctx, "workspaces.code_version.rollback", _code_resource(ws, number), details)
     return _code_out(row, ws)
