@@ -3,8 +3,12 @@ pre-execution checks (configuration present, every required variable set)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from sqlalchemy import select
@@ -24,24 +28,51 @@ from xcloudflow.workspaces.models import (
 from xcloudflow.workspaces.schemas import RunInputs
 from xcloudflow.workspaces.service import address, code_archive, hook_secret, variable_value
 
+_VARIABLE_BLOCK = re.compile(r'^\s*variable\s*"', re.MULTILINE)
+_PARSED: OrderedDict[bytes, dict[str, bool] | None] = OrderedDict()  # file digest -> its variables
+_PARSED_MAX = 512
+_PARSED_LOCK = threading.Lock()
 
-def _declared_variables(files: dict[str, str]) -> dict[str, bool] | None:
-    """{variable: has a default} over .tf/.tofu files; None when a file cannot be parsed (or python-hcl2
-    is missing): then Terraform itself reports what is wrong."""
+
+def _file_variables(text: str) -> dict[str, bool] | None:
+    """{variable: has a default} of one file, None if it does not parse. Parsing HCL is slow (~200 KB/s)
+    and the files of a code version never change, so results are kept by content digest."""
+    if not _VARIABLE_BLOCK.search(text):
+        return {}  # declares no variable: nothing to parse
+    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    with _PARSED_LOCK:
+        if key in _PARSED:
+            _PARSED.move_to_end(key)
+            return _PARSED[key]
     try:
         import hcl2
-    except ImportError:  # pragma: no cover
-        return None
-    declared: dict[str, bool] = {}
-    for text in files.values():
-        try:
-            doc = hcl2.loads(text)
-        except Exception:
-            return None
+
+        doc = hcl2.loads(text)
+        variables: dict[str, bool] = {}
         for block in doc.get("variable", []):
             for raw, attrs in block.items():
                 var = raw.strip('"')
-                declared[var] = declared.get(var, False) or (isinstance(attrs, dict) and "default" in attrs)
+                variables[var] = variables.get(var, False) or (isinstance(attrs, dict) and "default" in attrs)
+        found: dict[str, bool] | None = variables
+    except Exception:  # a syntax error (Terraform reports it), or python-hcl2 missing
+        found = None
+    with _PARSED_LOCK:
+        _PARSED[key] = found
+        while len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+    return found
+
+
+def _declared_variables(files: dict[str, str]) -> dict[str, bool] | None:
+    """{variable: has a default} over .tf/.tofu files; None when a file cannot be parsed: then
+    Terraform itself reports what is wrong."""
+    declared: dict[str, bool] = {}
+    for text in files.values():
+        found = _file_variables(text)
+        if found is None:
+            return None
+        for var, has_default in found.items():
+            declared[var] = declared.get(var, False) or has_default
     return declared
 
 
