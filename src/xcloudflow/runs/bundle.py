@@ -50,7 +50,9 @@ def run_bundle(*, session: Session, keyring: Keyring, job: JobIdentity) -> dict[
     run, ws, row = run_for_job(session=session, job_id=job.job_id, org_id=job.org_id)
     if row.kind not in (PLAN_JOB, APPLY_JOB):
         raise NotFound(f"job {job.job_id} is not a run's job")
-    inputs = workspace_inputs.run_inputs(session=session, keyring=keyring, workspace=ws, checks=False)
+    inputs = workspace_inputs.run_inputs(
+        session=session, keyring=keyring, workspace=ws, checks=False, pinned_resources=run.resource_versions
+    )
     apply = row.kind == APPLY_JOB
     if apply and run.stage not in ("confirmed", "applying"):
         raise Conflict(f"run #{run.number} is {run.stage}, not confirmed: nothing to apply")

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from xcloudflow.audit.schemas import AuditContext
@@ -695,24 +695,36 @@ def delete_snapshot(
 # ---------------------------------------------------------------- main.tf
 
 
-def generate_main(*, session: Session, workspace_id: int) -> dict[str, str]:
-    """{"main.tf": text}: the current version of every resource, dependencies first (ties by address),
-    each block after a `# xcf: <address> v<version>` line, with recorded dependencies merged into its
-    `depends_on`. {} when the workspace has no managed resources."""
-    rows = session.execute(
-        select(WorkspaceResource.address, WorkspaceResource.current_version, ResourceCodeVersion.hcl)
-        .join(
-            ResourceCodeVersion,
-            (ResourceCodeVersion.resource_id == WorkspaceResource.id)
-            & (ResourceCodeVersion.version == WorkspaceResource.current_version),
+def generate_main(
+    *, session: Session, workspace_id: int, versions: dict[str, int] | None = None
+) -> dict[str, str]:
+    """{"main.tf": text}: the current version of every resource (or the given {address: version}),
+    dependencies first (ties by address), each block after a `# xcf: <address> v<version>` line, with
+    recorded dependencies merged into its `depends_on`. {} when the workspace has no managed resources."""
+    wanted = WorkspaceResource.current_version if versions is None else ResourceCodeVersion.version
+    stmt = (
+        select(WorkspaceResource.address, ResourceCodeVersion.version, ResourceCodeVersion.hcl)
+        .join(ResourceCodeVersion, ResourceCodeVersion.resource_id == WorkspaceResource.id)
+        .where(WorkspaceResource.workspace_id == workspace_id, ResourceCodeVersion.version == wanted)
+    )
+    if versions is not None:
+        stmt = stmt.where(
+            tuple_(WorkspaceResource.address, ResourceCodeVersion.version).in_(list(versions.items()))
         )
-        .where(WorkspaceResource.workspace_id == workspace_id)
-    ).all()
-    if not rows:
-        return {}
+    rows = session.execute(stmt).all()
     blocks = {address: (version, text) for address, version, text in rows}
+    missing = sorted(set(versions or {}) - set(blocks))
+    if missing:
+        raise Invalid(
+            "the managed resources the run was created with are gone: "
+            + ", ".join(f"{a} v{versions[a]}" for a in missing if versions),
+            details={"missing": missing},
+        )
+    if not blocks:
+        return {}
+    edges = [(a, b) for a, b in _edges(session, workspace_id) if a in blocks and b in blocks]
     try:
-        return {"main.tf": hcl.assemble_main(blocks, _edges(session, workspace_id))}
+        return {"main.tf": hcl.assemble_main(blocks, edges)}
     except hcl.HclProblem as exc:  # stored versions were checked on write, and cycles refused
         raise Invalid(f"the managed resources of the workspace cannot be generated: {exc}") from None
 
