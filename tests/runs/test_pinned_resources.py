@@ -35,7 +35,9 @@ def test_the_bundle_uses_the_versions_the_run_was_created_with(
         job, result={"has_changes": False, "summary": {}, "output_changes": [], "resource_drift": []}
     )
     db_hcl = 'resource "terraform_data" "db" {\n  input = "db"\n}\n'
-    assert admin.post(f"{WS}/resources", json={"address": "terraform_data.db", "hcl": db_hcl}).status_code == 201
+    assert (
+        admin.post(f"{WS}/resources", json={"address": "terraform_data.db", "hcl": db_hcl}).status_code == 201
+    )
     assert admin.delete(f"{WS}/resources/terraform_data.web").status_code == 204
     job2 = agent.claim("terraform.plan", later["id"])
     resp = agent.call("GET", job2, "run")
