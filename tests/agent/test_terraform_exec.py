@@ -28,7 +28,14 @@ from xcloudflow.agent.run_handler import (
     UnsafeArchive,
     safe_extract,
 )
-from xcloudflow.agent.terraform import Terraform, classify, is_stale, plan_prior_state, summarize_plan
+from xcloudflow.agent.terraform import (
+    Completed,
+    Terraform,
+    classify,
+    is_stale,
+    plan_prior_state,
+    summarize_plan,
+)
 
 SECRET = "hunter2-s3cr3t"
 
@@ -384,12 +391,11 @@ def cancel_when(rio: RecordingIO, needle: str, timeout: float = 60) -> threading
     return thread
 
 
-def test_cancel_interrupts_a_sleeping_provisioner_within_the_grace_period(
-    data_dir: Path, tmp_path: Path
-) -> None:
+def _apply_and_cancel(data_dir: Path, tmp_path: Path, config: str, grace: float) -> tuple[Completed, float]:
+    """Apply `config` and cancel once its provisioner has started; (what Terraform did, seconds)."""
     workdir = tmp_path / "w" / "d"
     workdir.mkdir(parents=True)
-    (workdir / "main.tf").write_text(SLEEPER)
+    (workdir / "main.tf").write_text(config)
     rio = RecordingIO()
     tf = Terraform(
         workdir=workdir,
@@ -397,7 +403,7 @@ def test_cancel_interrupts_a_sleeping_provisioner_within_the_grace_period(
         on_line=rio.log,
         masker=Masker([]),
         cancel=rio.cancelled,
-        grace_seconds=15,
+        grace_seconds=grace,
     )
     assert tf.init().exit_code == 0
     watcher = cancel_when(rio, "(local-exec): started")
@@ -405,6 +411,13 @@ def test_cancel_interrupts_a_sleeping_provisioner_within_the_grace_period(
     done = tf.run("apply", "-auto-approve", "-input=false", "-no-color")
     elapsed = time.monotonic() - started
     watcher.join()
+    return done, elapsed
+
+
+def test_cancel_interrupts_a_sleeping_provisioner_within_the_grace_period(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    done, elapsed = _apply_and_cancel(data_dir, tmp_path, SLEEPER, 15)
     assert done.interrupted is True
     assert done.killed is False  # Terraform stopped by itself on SIGINT
     assert done.exit_code != 0
@@ -416,26 +429,11 @@ def test_cancel_interrupts_a_sleeping_provisioner_within_the_grace_period(
 
 
 def test_cancel_kills_what_the_provisioner_left_running(data_dir: Path, tmp_path: Path) -> None:
-    workdir = tmp_path / "w" / "d"
-    workdir.mkdir(parents=True)
     # Terraform kills the provisioner's shell on SIGINT; its child ignores the signal and would linger.
-    (workdir / "main.tf").write_text(SLEEPER.replace("exec sleep 60", "trap '' INT TERM; sleep 60"))
-    rio = RecordingIO()
-    tf = Terraform(
-        workdir=workdir,
-        data_dir=data_dir,
-        on_line=rio.log,
-        masker=Masker([]),
-        cancel=rio.cancelled,
-        grace_seconds=10,
-    )
-    assert tf.init().exit_code == 0
-    watcher = cancel_when(rio, "(local-exec): started")
-    started = time.monotonic()
-    done = tf.run("apply", "-auto-approve", "-input=false", "-no-color")
-    watcher.join()
+    config = SLEEPER.replace("exec sleep 60", "trap '' INT TERM; sleep 60")
+    done, elapsed = _apply_and_cancel(data_dir, tmp_path, config, 10)
     assert done.interrupted is True
-    assert time.monotonic() - started < 20
+    assert elapsed < 20
     assert_gone(tmp_path / "sleeper.pid")
 
 

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import tarfile
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from tests.factories import targz  # noqa: F401 - the workspace tests take it from here
+
 API = "/api/v1/workspaces"
 MAIN_TF = (
     'variable "region" {}\n\nvariable "size" {\n  default = 1\n}\n\noutput "r" {\n  value = var.region\n}\n'
 )
-
-
-def targz(
-    files: dict[str, bytes | str] | None = None,
-    *,
-    members: list[tarfile.TarInfo] | None = None,
-    fmt: int = tarfile.PAX_FORMAT,
-) -> bytes:
-    """A .tar.gz holding `files` (path -> content) and then the raw `members` (links, devices...)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=fmt) as tar:
-        for path, content in (files or {}).items():
-            data = content.encode() if isinstance(content, str) else content
-            info = tarfile.TarInfo(path)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-        for info in members or []:
-            tar.addfile(info)
-    return buf.getvalue()
 
 
 def member(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:

@@ -24,11 +24,7 @@ FOLLOW_POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
 
 
-@router.post("/workspaces/{project}/{name}/runs", response_model=RunOut, status_code=201)
-def create_run(
-    request: Request, project: str, name: str, body: RunCreate, who: Principal = Depends(principal)
-) -> RunOut:
-    """Start a run; it waits behind the run holding the workspace, if any (see queue_position)."""
+def _start(request: Request, project: str, name: str, body: RunCreate, who: Principal, source: str) -> RunOut:
     ctx = app_context(request)
     with ctx.db.write() as session:
         return service.create_run(
@@ -39,7 +35,16 @@ def create_run(
             project=project,
             name=name,
             body=body,
+            source=source,
         )
+
+
+@router.post("/workspaces/{project}/{name}/runs", response_model=RunOut, status_code=201)
+def create_run(
+    request: Request, project: str, name: str, body: RunCreate, who: Principal = Depends(principal)
+) -> RunOut:
+    """Start a run; it waits behind the run holding the workspace, if any (see queue_position)."""
+    return _start(request, project, name, body, who, "api")
 
 
 @router.get("/workspaces/{project}/{name}/runs", response_model=RunPage)
@@ -79,18 +84,7 @@ def drift_findings(
 @router.post("/workspaces/{project}/{name}/drift/check", response_model=RunOut, status_code=201)
 def drift_check(request: Request, project: str, name: str, who: Principal = Depends(principal)) -> RunOut:
     """Run a drift check now: a refresh-only plan that never applies and records what changed outside."""
-    ctx = app_context(request)
-    with ctx.db.write() as session:
-        return service.create_run(
-            session=session,
-            keyring=ctx.keyring,
-            principal=who,
-            ctx=audit_context(request, who),
-            project=project,
-            name=name,
-            body=RunCreate(kind="refresh_only", message="drift check"),
-            source="drift",
-        )
+    return _start(request, project, name, RunCreate(kind="refresh_only", message="drift check"), who, "drift")
 
 
 @router.get("/runs", response_model=RunPage)
