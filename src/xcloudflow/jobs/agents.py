@@ -95,6 +95,24 @@ def online_agents(*, session: Session, pool_id: int) -> int:
     return int(n or 0)
 
 
+def pool_gauges(*, session: Session) -> list[tuple[str, int, int]]:
+    """(pool name, jobs queued, agents online) for every pool, for the metrics gauges."""
+    queued = dict(
+        session.execute(select(Job.pool_id, func.count()).where(Job.status == "queued").group_by(Job.pool_id))
+        .tuples()
+        .all()
+    )
+    online = dict(
+        session.execute(
+            select(Agent.pool_id, func.count()).where(Agent.status == "online").group_by(Agent.pool_id)
+        )
+        .tuples()
+        .all()
+    )
+    pools = session.execute(select(AgentPool.id, AgentPool.name)).tuples().all()
+    return [(name, int(queued.get(pid, 0)), int(online.get(pid, 0))) for pid, name in pools]
+
+
 def _pool_out(pool: AgentPool, online: int) -> PoolOut:
     return PoolOut(
         id=pool.id,

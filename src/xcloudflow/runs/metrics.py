@@ -9,10 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from xcloudflow.jobs.models import Agent, AgentPool, Job
+from xcloudflow.jobs import agents as job_agents
 from xcloudflow.runs.models import FINAL_STAGES
 
 _BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -58,19 +57,6 @@ def stage_changed(kind: str, old: str, new: str, *, since: datetime | None, now:
 
 def refresh(session: Session) -> None:
     """Set the queue-depth and agents-online gauges from the database."""
-    pools = dict(session.execute(select(AgentPool.id, AgentPool.name)).tuples().all())
-    queued_by = dict(
-        session.execute(select(Job.pool_id, func.count()).where(Job.status == "queued").group_by(Job.pool_id))
-        .tuples()
-        .all()
-    )
-    online_by = dict(
-        session.execute(
-            select(Agent.pool_id, func.count()).where(Agent.status == "online").group_by(Agent.pool_id)
-        )
-        .tuples()
-        .all()
-    )
-    for pool_id, name in pools.items():
-        JOBS_QUEUED.labels(name).set(queued_by.get(pool_id, 0))
-        AGENTS_ONLINE.labels(name).set(online_by.get(pool_id, 0))
+    for pool, queued_jobs, online in job_agents.pool_gauges(session=session):
+        JOBS_QUEUED.labels(pool).set(queued_jobs)
+        AGENTS_ONLINE.labels(pool).set(online)
