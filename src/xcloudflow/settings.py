@@ -6,6 +6,7 @@ point (CLI, server factory, tests) and passed in.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -46,6 +47,16 @@ class Settings(BaseSettings):
     notify_timeout_seconds: float = Field(default=10.0, gt=0)
     notify_max_attempts: int = Field(default=8, ge=1, le=50)
     notify_retry_base_seconds: float = Field(default=30.0, gt=0)
+    # Control plane (compose): how often `xcf server` advances ChangeSets and starts due drift checks
+    # and TTL collections; which local directories (os.pathsep-separated) may be read as repositories
+    # (local paths and file:// URLs are refused otherwise); the size cap of a repository snapshot;
+    # attempts and backoff base for a node whose apply fails transiently.
+    compose_tick_seconds: float = Field(default=2.0, gt=0)
+    compose_local_roots: str = ""
+    compose_bundle_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    compose_git_timeout_seconds: float = Field(default=120.0, gt=0)
+    compose_max_attempts: int = Field(default=3, ge=1, le=20)
+    compose_retry_base_seconds: float = Field(default=10.0, gt=0)
 
     @field_validator("data_dir", mode="before")
     @classmethod
@@ -65,6 +76,12 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
             return url
         return f"sqlite:///{self.data_dir / 'xcloudflow.db'}"
+
+    @property
+    def compose_roots(self) -> list[Path]:
+        return [
+            Path(p).expanduser().resolve() for p in self.compose_local_roots.split(os.pathsep) if p.strip()
+        ]
 
     @property
     def key_file(self) -> Path:

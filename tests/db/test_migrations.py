@@ -6,6 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import xcloudflow.audit.models
+import xcloudflow.compose.models
 import xcloudflow.iam.models
 import xcloudflow.inventory.models
 import xcloudflow.jobs.models

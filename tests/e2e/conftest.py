@@ -206,6 +206,10 @@ def xcf_server_process(
         # Short leases so that a killed agent's job is seen errored within seconds.
         "XCF_JOB_LEASE_SECONDS": "8",
         "XCF_JOB_POLL_SECONDS": "0.5",
+        # The control plane reads test repositories made under pytest's temp dir, and ticks fast.
+        "XCF_COMPOSE_LOCAL_ROOTS": str(tmp_path_factory.getbasetemp()),
+        "XCF_COMPOSE_TICK_SECONDS": "0.5",
+        "XCF_COMPOSE_RETRY_BASE_SECONDS": "1",
     }
     cmd = [sys.executable, "-m", "xcloudflow", "server", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:

@@ -83,9 +83,28 @@ def title(event: str, payload: dict[str, Any]) -> str:
         return f"Drift detected on {ws}" + (
             f" ({count} resource{'' if count == 1 else 's'})" if isinstance(count, int) else ""
         )
+    if event.startswith("compose."):
+        return _compose_title(event, payload)
     if event == "test":
         return "Test notification from XCloudFlow"
     return f"XCloudFlow: {event}"
+
+
+def _compose_title(event: str, payload: dict[str, Any]) -> str:
+    env = payload.get("environment") or "?"
+    node = payload.get("node")
+    what = f"{node} in {env}" if node else f"ChangeSet {str(payload.get('changeset', '?'))[:8]} of {env}"
+    if event == "compose.approval_requested":
+        return f"Approval needed: {what}"
+    if event == "compose.applied":
+        return f"Applied: {what}"
+    if event == "compose.failed":
+        return f"Failed: {what}"
+    if event == "compose.drift_detected":
+        return f"Drift detected: {what}" + (f" ({payload['policy']})" if payload.get("policy") else "")
+    if event == "compose.rolled_back":
+        return f"Rolled back: {what}"
+    return f"XCloudFlow: {event} ({what})"
 
 
 def _details(payload: dict[str, Any]) -> list[tuple[str, str]]:

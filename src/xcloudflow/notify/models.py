@@ -11,7 +11,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 from xcloudflow.db.base import Base, BigId, Blob, Json, UTCDateTime, utcnow
 
 FORMATS = ("generic", "slack", "feishu")
-EVENTS = ("run.created", "run.needs_confirmation", "run.applied", "run.errored", "run.drift_detected")
+EVENTS = (
+    "run.created",
+    "run.needs_confirmation",
+    "run.applied",
+    "run.errored",
+    "run.drift_detected",
+    "compose.approval_requested",
+    "compose.applied",
+    "compose.failed",
+    "compose.drift_detected",
+    "compose.rolled_back",
+)
 DELIVERY_STATUSES = ("pending", "sent", "failed")
 
 

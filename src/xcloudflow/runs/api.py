@@ -11,9 +11,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from xcloudflow.errors import Conflict, Invalid, NotFound
+from xcloudflow.errors import Conflict, Invalid
 from xcloudflow.iam.schemas import Principal
-from xcloudflow.jobs import service as jobs
 from xcloudflow.runs import logs, service
 from xcloudflow.runs.drift import list_findings
 from xcloudflow.runs.schemas import DriftFindingOut, RunCreate, RunLogPage, RunOut, RunPage
@@ -149,14 +148,7 @@ def plan_json(request: Request, run_id: uuid.UUID, who: Principal = Depends(prin
     """The plan as `terraform show -json` printed it, with sensitive values masked by the agent."""
     ctx = app_context(request)
     with ctx.db.read() as session:
-        run, _ws = service.get_run(session, who.org_id, run_id)
-        if run.plan_job_id is None or run.planned_at is None:
-            raise NotFound(f"run #{run.number} has no plan yet (it is {run.stage})")
-        if not run.has_changes:
-            raise NotFound(f"run #{run.number} planned no changes: no plan is kept for it")
-        data = jobs.read_artifact(
-            session=session, keyring=ctx.keyring, org_id=who.org_id, job_id=run.plan_job_id, name="plan.json"
-        )
+        data = service.plan_document(session=session, keyring=ctx.keyring, org_id=who.org_id, run_id=run_id)
     return Response(data, media_type="application/json")
 
 

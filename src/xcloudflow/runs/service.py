@@ -162,6 +162,18 @@ def show_run(*, session: Session, org_id: int, run_id: uuid.UUID) -> RunOut:
     return run_out(session, run, ws)
 
 
+def plan_document(*, session: Session, keyring: Keyring, org_id: int, run_id: uuid.UUID) -> bytes:
+    """The plan as `terraform show -json` printed it, with sensitive values masked by the agent."""
+    run, _ws = get_run(session, org_id, run_id)
+    if run.plan_job_id is None or run.planned_at is None:
+        raise NotFound(f"run #{run.number} has no plan yet (it is {run.stage})")
+    if not run.has_changes:
+        raise NotFound(f"run #{run.number} planned no changes: no plan is kept for it")
+    return jobs.read_artifact(
+        session=session, keyring=keyring, org_id=org_id, job_id=run.plan_job_id, name="plan.json"
+    )
+
+
 def list_runs(
     *,
     session: Session,

@@ -21,6 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from xcloudflow import __version__
 from xcloudflow.audit.api import router as audit_router
 from xcloudflow.audit.schemas import AuditContext
+from xcloudflow.compose.api import agent_router as compose_agent_router
+from xcloudflow.compose.api import router as compose_router
 from xcloudflow.db import Database
 from xcloudflow.db import migrate as migrations
 from xcloudflow.iam import service as iam
@@ -119,6 +121,27 @@ async def _runs_loop(ctx: AppContext) -> None:
         await asyncio.sleep(ctx.settings.runs_tick_seconds)
 
 
+def _compose_tick(ctx: AppContext) -> None:
+    """Move open ChangeSets on, start due drift checks and TTL collections (see compose/orchestrator)."""
+    from xcloudflow.compose import orchestrator
+
+    limits = orchestrator.Limits(
+        max_attempts=ctx.settings.compose_max_attempts,
+        retry_base_seconds=ctx.settings.compose_retry_base_seconds,
+    )
+    with ctx.db.write() as session:
+        orchestrator.tick(session=session, keyring=ctx.keyring, limits=limits)
+
+
+async def _compose_loop(ctx: AppContext) -> None:
+    while True:
+        try:
+            await run_in_threadpool(_compose_tick, ctx)
+        except Exception:
+            log.exception("compose orchestrator tick failed")
+        await asyncio.sleep(ctx.settings.compose_tick_seconds)
+
+
 # ---- jobs: the embedded agent (talks to this server over HTTP like any other agent)
 
 
@@ -187,6 +210,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_maintenance_loop(ctx)) if maintenance else None
         runs_task = asyncio.create_task(_runs_loop(ctx)) if maintenance else None
+        compose_task = asyncio.create_task(_compose_loop(ctx)) if maintenance else None
         worker = None
         if inventory_worker if inventory_worker is not None else maintenance:
             worker = InventoryWorker(
@@ -223,7 +247,7 @@ def create_app(
                 worker.stop.set()
             if sender is not None:
                 await run_in_threadpool(sender.stop)
-            for background in (task, runs_task):
+            for background in (task, runs_task, compose_task):
                 if background is not None:
                     background.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -283,6 +307,8 @@ def create_app(
     app.include_router(agent_api_router)
     app.include_router(runs_router)
     app.include_router(runs_agent_router)
+    app.include_router(compose_router)
+    app.include_router(compose_agent_router)
     app.include_router(notify_router)
     app.include_router(workspaces_router)
     app.include_router(workspace_resources_router)
