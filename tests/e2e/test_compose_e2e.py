@@ -119,7 +119,7 @@ def test_plan_approve_apply_in_dag_order_then_roll_back(
     assert node(done, DATABASE)["snapshot"]["backup_job"]  # pre-change backup command ran first
     assert "hello from xcloudflow" in (conf / "app.conf").read_text()
     assert any(r["details"].get("reason") == "CAB-42" for r in _audit(api, "compose.node.approve"))
-    first_id = _outputs(xcf_server, env, "network.network")["id"]
+    assert _outputs(xcf_server, env, "network.network")["subnet_cidr"] == "10.0.1.0/24"
     targets = api.get("/api/v1/compose/targets", params={"environment": env}).json()
     assert {t["key"] for t in targets} == {NETWORK, DATABASE, WEB, CONFIG}
 
@@ -134,9 +134,7 @@ def test_plan_approve_apply_in_dag_order_then_roll_back(
     assert second["status"] == "applied", second
     assert node(second, WEB)["status"] == "applied" and node(second, WEB)["plan"]["has_changes"] is False
     assert "second version" in (conf / "app.conf").read_text()
-    assert _outputs(xcf_server, env, "network.network")["id"] != first_id
-    replaced = _state(xcf_server, env, "network.network")
-    assert any(r["type"] == "terraform_data" for r in replaced["resources"])
+    assert _outputs(xcf_server, env, "network.network")["subnet_cidr"] == "10.99.1.0/24"
 
     rollback = api.post(f"/api/v1/compose/changesets/{second['id']}/rollback", json={"reason": "bad cidr"})
     assert rollback.status_code == 201, rollback.text
