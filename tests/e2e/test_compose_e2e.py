@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 
 from tests.e2e.compose_helpers import (
     commit,
+    edit_yaml,
     env_inputs,
     env_name,
     make_repo,
@@ -286,3 +288,112 @@ def test_an_ephemeral_composition_is_collected_when_its_ttl_expires(
     assert _state(xcf_server, env, "preview.preview")["resources"] == []
     target = api.get("/api/v1/compose/targets", params={"environment": env}).json()[0]
     assert target["status"] == "gone"
+
+
+def _compose_spec(repo: Path, path: str, **fields: Any) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["spec"].update(fields)
+
+    edit_yaml(repo, path, change)
+
+
+def test_budget_and_change_window_hold_a_node(
+    xcf_server: XcfServer, api: httpx.Client, alice: httpx.Client, tmp_path: Path
+) -> None:
+    env = env_name()
+    repo = make_repo(tmp_path, env=env)
+    only(repo, env, "app-config")
+    _compose_spec(repo, "compositions/config/app-config.yaml", budget={"max": 1, "per": "1h"})
+    commit(repo, "one change an hour")
+    first = wait_status(api, plan(api, repo, env, apply=True)["id"], "applied", "failed")
+    assert first["status"] == "applied", first
+
+    env_inputs(repo, env, "app-config", message="again")
+    commit(repo, "second change")
+    second = plan(api, repo, env, apply=True)
+    held = wait_for(api, second["id"], lambda c: "budget" in (node(c, CONFIG)["waiting_for"] or ""), "held")
+    assert "at most 1 per 1h" in node(held, CONFIG)["waiting_for"]
+    rejected = alice.post(f"/api/v1/compose/changesets/{second['id']}/reject", json={"reason": "not now"})
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected", rejected.text
+
+    # A window that opens in six hours (UTC): the node waits and says when it opens.
+    opens = (datetime.now(UTC) + timedelta(hours=6)).replace(second=0, microsecond=0)
+    window = {
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "start": opens.strftime("%H:%M"),
+        "end": (opens + timedelta(hours=1)).strftime("%H:%M"),
+        "timezone": "UTC",
+    }
+
+    def config(doc: dict[str, Any]) -> None:
+        doc["spec"]["changeWindows"]["later"] = window
+
+    edit_yaml(repo, ".xcf.yaml", config)
+    _compose_spec(repo, "compositions/config/app-config.yaml", budget={"max": 5, "per": "1h"})
+
+    def module(doc: dict[str, Any]) -> None:
+        doc["spec"]["modules"][0]["policies"] = {"changeWindow": "later"}
+
+    edit_yaml(repo, "compositions/config/app-config.yaml", module)
+    commit(repo, "only at night")
+    third = plan(api, repo, env, apply=True)
+    waiting = wait_for(
+        api, third["id"], lambda c: "window" in (node(c, CONFIG)["waiting_for"] or ""), "in window"
+    )
+    assert (
+        f"change window later is closed; it opens at {opens.isoformat()}"
+        in node(waiting, CONFIG)["waiting_for"]
+    )
+    assert node(waiting, CONFIG)["route"]["change_window"] == "later"
+    assert (
+        alice.post(f"/api/v1/compose/changesets/{third['id']}/reject", json={"reason": "x"}).status_code
+        == 200
+    )
+
+
+def test_a_foundation_change_holds_the_environment_until_it_is_verified(
+    xcf_server: XcfServer, api: httpx.Client, alice: httpx.Client, tmp_path: Path
+) -> None:
+    env = env_name()
+    flag = tmp_path / "network-verified"
+    repo = make_repo(tmp_path, env=env)
+    _compose_spec(
+        repo,
+        "compositions/foundation/network.yaml",
+        observation={"command": f"test -f {flag}", "window": "2m", "interval": "1s"},
+    )
+    only(repo, env, "network")
+    commit(repo, "network only")
+    network_commit = plan(api, repo, env, apply=True)
+    wait_for(
+        api, network_commit["id"], lambda c: node(c, NETWORK)["status"] == "awaiting_approval", "awaiting"
+    )
+    assert (
+        alice.post(f"/api/v1/compose/changesets/{network_commit['id']}/approve", json={}).status_code == 200
+    )
+    wait_for(api, network_commit["id"], lambda c: node(c, NETWORK)["status"] == "observing", "observing")
+
+    # Another commit of the same environment touches only the configuration: it must wait.
+    def config_only(doc: dict[str, Any]) -> None:
+        doc["spec"]["compositions"] = [
+            {"ref": "compositions/config/app-config", "inputs": {"configDir": str(tmp_path / "conf")}}
+        ]
+
+    edit_yaml(repo, f"envs/{env}/environment.yaml", config_only)
+    commit(repo, "configuration only")
+    config = plan(api, repo, env, apply=True)
+    held = wait_for(
+        api, config["id"], lambda c: "Foundation" in (node(c, CONFIG)["waiting_for"] or ""), "held"
+    )
+    assert node(held, CONFIG)["status"] == "waiting"
+    assert (
+        f"the Foundation change {NETWORK} (changeset {network_commit['id']})"
+        in node(held, CONFIG)["waiting_for"]
+    )
+
+    flag.touch()
+    verified = wait_status(api, network_commit["id"], "applied", "failed")
+    assert verified["status"] == "applied" and node(verified, NETWORK)["status"] == "applied"
+    done = wait_status(api, config["id"], "applied", "failed")
+    assert done["status"] == "applied", done
+    assert node(done, CONFIG)["started_at"] >= node(verified, NETWORK)["finished_at"]

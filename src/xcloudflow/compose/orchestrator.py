@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from xcloudflow.compose import checks, events, job_nodes, reconcile, tf_nodes, windows
+from xcloudflow.compose.dsl import format_duration
 from xcloudflow.compose.models import NODE_ACTIVE, NODE_FINAL, ComposeChangeSet, ComposeNode
 from xcloudflow.compose.planner import ACTOR, nodes_of
 from xcloudflow.compose.tf_nodes import Progress
@@ -288,7 +289,7 @@ def _held(session: Session, cs: ComposeChangeSet, node: ComposeNode, now: dateti
         if len(recent) >= int(budget.get("max") or 1):
             slot = min(t for t in recent if t is not None) + timedelta(seconds=per)
             return (
-                f"batch budget of {node.composition}: at most {budget.get('max')} per {budget.get('per')}; "
+                f"batch budget of {node.composition}: at most {budget.get('max')} per {format_duration(per)}; "
                 f"next slot at {slot.isoformat()}"
             )
     running = session.scalar(

@@ -12,7 +12,6 @@ expires.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xcloudflow.compose import events, job_nodes, tf_nodes
+from xcloudflow.compose.dsl import parse_duration
 from xcloudflow.compose.models import CHANGESET_FINAL, ComposeChangeSet, ComposeNode, ComposeTarget
 from xcloudflow.compose.planner import ACTOR
 from xcloudflow.compose.rollback import derived_changeset, derived_node
@@ -28,18 +28,17 @@ from xcloudflow.errors import DomainError, Invalid
 from xcloudflow.keys.keyring import Keyring
 
 log = logging.getLogger("xcloudflow.compose")
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 CHECKED = ("periodic", "continuous", "on_drift")
 
 
-def seconds(text: str | int) -> int:
-    if isinstance(text, int):
-        return text
-    match = _DURATION.match(str(text).strip())
-    if not match or not any(match.groups()):
-        raise Invalid(f"{text!r} is not a duration like 30s, 15m, 6h, 1d or 1h30m")
-    d, h, m, s = (int(g or 0) for g in match.groups())
-    return ((d * 24 + h) * 60 + m) * 60 + s
+def seconds(value: str | int) -> int:
+    """A duration from the DSL (already seconds once validated, or text like 15m) in seconds."""
+    if isinstance(value, int):
+        return value
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
 
 
 def _target(session: Session, org_id: int, environment: str, key: str) -> ComposeTarget | None:
