@@ -146,7 +146,9 @@ def test_a_dependency_cycle_prints_the_cycle(admin: TestClient, repo: Path) -> N
 
 
 def test_a_policy_that_does_not_compile_stops_planning(admin: TestClient, repo: Path) -> None:
-    (repo / "policies/security/broken.rego").write_text("package broken\n\ndeny contains msg if {\n  msg := \n")
+    (repo / "policies/security/broken.rego").write_text(
+        "package broken\n\ndeny contains msg if {\n  msg := \n"
+    )
     commit(repo, "broken policy")
     status, body = _plan(admin, repo)
     assert status == 400 and "policies/security/broken.rego:" in _error(body), body
@@ -207,4 +209,3 @@ def test_planning_creates_a_workspace_and_a_run_per_terraform_node(admin: TestCl
 def test_unknown_key_in_the_request_is_refused(admin: TestClient) -> None:
     resp = admin.post("/api/v1/compose/changesets", json={"repo": "/x", "environment": ENV, "branch": "main"})
     assert resp.status_code == 422
-

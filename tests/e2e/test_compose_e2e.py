@@ -397,3 +397,35 @@ def test_a_foundation_change_holds_the_environment_until_it_is_verified(
     done = wait_status(api, config["id"], "applied", "failed")
     assert done["status"] == "applied", done
     assert node(done, CONFIG)["started_at"] >= node(verified, NETWORK)["finished_at"]
+
+
+def test_a_failed_observation_rolls_the_change_back(
+    xcf_server: XcfServer, api: httpx.Client, alice: httpx.Client, tmp_path: Path
+) -> None:
+    env = env_name()
+    repo = make_repo(tmp_path, env=env)
+    _compose_spec(
+        repo,
+        "compositions/foundation/network.yaml",
+        observation={
+            "command": "echo unhealthy; exit 1",
+            "window": "3s",
+            "interval": "1s",
+            "rollbackOnFailure": True,
+        },
+    )
+    only(repo, env, "network")
+    commit(repo, "network with a health check that fails")
+    cs = plan(api, repo, env, apply=True)
+    wait_for(api, cs["id"], lambda c: node(c, NETWORK)["status"] == "awaiting_approval", "awaiting")
+    assert alice.post(f"/api/v1/compose/changesets/{cs['id']}/approve", json={}).status_code == 200
+    failed = wait_status(api, cs["id"], "failed", "applied", "rolled_back")
+    assert failed["status"] in ("failed", "rolled_back")
+    assert "observation failed" in node(failed, NETWORK)["error"]
+    sets = api.get("/api/v1/compose/changesets", params={"environment": env}).json()["items"]
+    rollbacks = [s for s in sets if s["kind"] == "rollback"]
+    assert len(rollbacks) == 1, sets
+    rb = wait_status(api, rollbacks[0]["id"], "applied", "failed")
+    assert rb["status"] == "applied" and node(rb, NETWORK)["action"] == "destroy"  # it was the first apply
+    assert show(api, cs["id"])["status"] == "rolled_back"
+    assert _state(xcf_server, env, "network.network")["resources"] == []

@@ -282,6 +282,19 @@ def register(app: typer.Typer) -> None:
         """Drop a ChangeSet that is not applying yet."""
         _decision(ctx, changeset, "discard", None, fmt)
 
+    @app.command("check")
+    def check(
+        ctx: typer.Context,
+        env: str = typer.Option(..., "--env", help="Environment name."),
+        node: list[str] | None = typer.Option(None, "--node", help="Only this node (repeatable)."),
+        output: Format = OUTPUT,
+    ) -> None:
+        """Check the environment's applied nodes for drift now; their drift policy then acts."""
+        targets = _client(ctx).json(
+            "POST", "/api/v1/compose/targets/check", json={"environment": env, "keys": node or None}
+        )
+        emit(targets, output, ["key", "engine", "layer", "next_check_at", "drifted_at"])
+
     @app.command("rollback")
     def rollback(
         ctx: typer.Context,

@@ -7,6 +7,7 @@ import typer
 from xcloudflow.cli import (
     admin_cmd,
     agent_cmd,
+    compose_cmd,
     iam_cmd,
     inventory_admin,
     inventory_cmd,
@@ -45,6 +46,7 @@ app.add_typer(inventory_cmd.graph_app, name="graph")
 agent_cmd.register(app)
 app.add_typer(workspace_cmd.workspace_app, name="workspace")
 app.add_typer(run_cmd.run_app, name="run")
+app.add_typer(compose_cmd.compose_app, name="compose")
 
 
 def main() -> None:

@@ -60,6 +60,14 @@ def summary(nodes: list[ComposeNode]) -> dict[str, int]:
     return counts
 
 
+def _environment(cs: ComposeChangeSet) -> dict[str, Any]:
+    """The environment document without its composition list: a policy judges one node, and the list of
+    a large environment (1,000 compositions) would make every evaluation pay for converting it."""
+    env = dict(cs.context.get("environment") or {})
+    spec = {k: v for k, v in (env.get("spec") or {}).items() if k != "compositions"}
+    return {**env, "spec": spec}
+
+
 def policy_input(cs: ComposeChangeSet, node: ComposeNode, totals: dict[str, int]) -> dict[str, Any]:
     plan = node.plan or {}
     return {
@@ -83,7 +91,7 @@ def policy_input(cs: ComposeChangeSet, node: ComposeNode, totals: dict[str, int]
         },
         "plan": plan,
         "composition": (cs.context.get("compositions") or {}).get(node.composition) or {},
-        "environment": cs.context.get("environment") or {},
+        "environment": _environment(cs),
         "budget": cs.context.get("budget") or {},
     }
 

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from xcloudflow.compose import checks, events, job_nodes, reconcile, tf_nodes, windows
+from xcloudflow.compose import checks, events, job_nodes, reconcile, rollback, tf_nodes, windows
 from xcloudflow.compose.dsl import format_duration
 from xcloudflow.compose.models import NODE_ACTIVE, NODE_FINAL, ComposeChangeSet, ComposeNode
 from xcloudflow.compose.planner import ACTOR, nodes_of
@@ -186,11 +186,9 @@ def _complete(session: Session, cs: ComposeChangeSet, nodes: list[ComposeNode]) 
                 details={"rollback": str(cs.id)},
                 notify_event="compose.rolled_back",
             )
-    if not ok and cs.context.get("rollback_on_failure") and cs.kind == "apply":
-        from xcloudflow.compose.rollback import create_rollback
-
-        if any(n.status == "applied" and n.action == "apply" for n in nodes):
-            create_rollback(session=session, cs=cs, actor=ACTOR, reason="observation failed")
+    automatic = not ok and cs.context.get("rollback_on_failure") and cs.kind == "apply"
+    if automatic and any(rollback.was_applied(n) for n in nodes):
+        rollback.create_rollback(session=session, cs=cs, actor=ACTOR, reason="observation failed")
 
 
 def _wait(node: ComposeNode, status: str, why: str) -> None:

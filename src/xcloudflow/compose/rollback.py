@@ -85,6 +85,13 @@ def derived_node(
     )
 
 
+def was_applied(node: ComposeNode) -> bool:
+    """The node changed something: its apply went through (even if its observation failed later)."""
+    return (
+        node.action == "apply" and node.applied_at is not None and bool((node.plan or {}).get("has_changes"))
+    )
+
+
 def _ancestors(nodes: dict[str, ComposeNode]) -> dict[str, set[str]]:
     memo: dict[str, set[str]] = {}
 
@@ -113,11 +120,7 @@ def create_rollback(
             f"changeset {cs.id} is {cs.status}: only an applied or failed ChangeSet can be rolled back"
         )
     nodes = nodes_of(session, cs.id)
-    changed = [
-        n
-        for n in nodes
-        if n.status == "applied" and n.action == "apply" and (n.plan or {}).get("has_changes")
-    ]
+    changed = [n for n in nodes if was_applied(n)]
     if not changed:
         raise Conflict(f"changeset {cs.id} changed nothing: there is nothing to roll back")
     ancestors = _ancestors({n.key: n for n in nodes})

@@ -227,7 +227,9 @@ def discard(*, session: Session, org_id: int, actor: str, run_id: uuid.UUID) -> 
 def head_version(*, session: Session, org_id: int, workspace: str) -> int | None:
     project, name = split(workspace)
     try:
-        stack = state.show_stack(session=session, org_id=org_id, ref=StackRef(tool="terraform", project=project, stack=name))
+        stack = state.show_stack(
+            session=session, org_id=org_id, ref=StackRef(tool="terraform", project=project, stack=name)
+        )
     except NotFound:
         return None
     return stack.head_version
