@@ -429,3 +429,35 @@ def test_a_failed_observation_rolls_the_change_back(
     assert rb["status"] == "applied" and node(rb, NETWORK)["action"] == "destroy"  # it was the first apply
     assert show(api, cs["id"])["status"] == "rolled_back"
     assert _state(xcf_server, env, "network.network")["resources"] == []
+
+
+def test_the_cli_validates_plans_applies_and_shows_status(
+    xcf_server: XcfServer, api: httpx.Client, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from xcloudflow.cli.main import app
+
+    def xcf(*args: str) -> Any:
+        return CliRunner().invoke(app, ["--server", xcf_server.base_url, "--token", xcf_server.token, *args])
+
+    env = env_name()
+    conf = tmp_path / "cli-conf"
+    repo = make_repo(tmp_path, env=env, config_dir=conf)
+    only(repo, env, "app-config")
+    commit(repo, "configuration only")
+
+    assert xcf("compose", "validate", "--repo", str(repo), "--env", env).exit_code == 0
+    planned = xcf("compose", "plan", "--repo", str(repo), "--env", env, "--format", "markdown")
+    assert planned.exit_code == 2, planned.output  # changes waiting, like terraform -detailed-exitcode
+    assert CONFIG in planned.output and "ansible" in planned.output
+    applied = xcf("compose", "apply", "--repo", str(repo), "--env", env)
+    assert applied.exit_code == 0, applied.output
+    assert "applied" in applied.output and "hello from xcloudflow" in (conf / "app.conf").read_text()
+    status = xcf("compose", "status", "--env", env, "--format", "json")
+    assert status.exit_code == 0 and json.loads(status.stdout)[0]["node"] == CONFIG
+    again = xcf("compose", "plan", "--repo", str(repo), "--env", env, "--format", "json")
+    assert again.exit_code == 0, again.output  # nothing left to change
+    assert json.loads(again.stdout)["summary"]["with_changes"] == 0
+    unknown = xcf("compose", "plan", "--repo", str(repo), "--env", "nowhere")
+    assert unknown.exit_code == 1 and "nowhere" in unknown.output

@@ -22,7 +22,7 @@ from xcloudflow.compose import job_nodes, tf_nodes
 from xcloudflow.compose.graph import PlanGraph, build_graph
 from xcloudflow.compose.loader import Repository, load_repository
 from xcloudflow.compose.models import ComposeChangeSet, ComposeNode
-from xcloudflow.compose.repo import archive, checkout
+from xcloudflow.compose.repo import archive, checkout, mask
 from xcloudflow.compose.schemas import ChangeSetCreate
 from xcloudflow.db.base import utcnow
 from xcloudflow.iam import service as iam
@@ -96,7 +96,7 @@ def create_changeset(
         context = _context(repo, graph, body.environment)
         PolicyBundle.compile(repo.policy_files, policy_sets(_spec(repo.config)))  # a bad policy stops here
         bundle = archive(snapshot.root, max_bytes=max_bytes)
-        commit, source = snapshot.commit, snapshot.source
+        commit, source = snapshot.commit, mask(snapshot.source)  # no credentials in rows
     cs = ComposeChangeSet(
         id=uuid.uuid4(),
         org_id=principal.org_id,
