@@ -25,6 +25,7 @@ from xcloudflow.compose.models import ComposeChangeSet, ComposeNode
 from xcloudflow.compose.repo import archive, checkout, mask
 from xcloudflow.compose.schemas import ChangeSetCreate
 from xcloudflow.db.base import utcnow
+from xcloudflow.errors import Invalid
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.keys.keyring import Keyring
@@ -73,6 +74,18 @@ def _context(repo: Repository, graph: PlanGraph, environment: str) -> dict[str, 
     }
 
 
+def _check_runnable(repo: Repository, graph: PlanGraph) -> None:
+    native = [n for n in graph.nodes.values() if n.engine == "native"]
+    if native:
+        node = native[0]
+        raise Invalid(
+            f"{repo.sources.get(node.composition, node.composition)}: module {node.module} is routed to the "
+            "native engine, which has no runner in this release; set `engine:` to terraform, pulumi, ansible "
+            "or kubernetes",
+            details={"nodes": [n.key for n in native]},
+        )
+
+
 def needs_approval(route: dict[str, Any], protected: bool) -> bool:
     approval = route.get("approval")
     return approval == "required" or (approval == "environment" and protected)
@@ -93,6 +106,7 @@ def create_changeset(
     with checkout(body.repo, body.ref, local_roots=local_roots, timeout=git_timeout) as snapshot:
         repo = load_repository(snapshot.root)
         graph = build_graph(repo, body.environment)
+        _check_runnable(repo, graph)
         context = _context(repo, graph, body.environment)
         PolicyBundle.compile(repo.policy_files, policy_sets(_spec(repo.config)))  # a bad policy stops here
         bundle = archive(snapshot.root, max_bytes=max_bytes)
