@@ -432,7 +432,7 @@ def test_a_failed_observation_rolls_the_change_back(
 
 
 def test_the_cli_validates_plans_applies_and_shows_status(
-    xcf_server: XcfServer, api: httpx.Client, tmp_path: Path
+    xcf_server: XcfServer, api: httpx.Client, alice: httpx.Client, tmp_path: Path
 ) -> None:
     from typer.testing import CliRunner
 
@@ -461,3 +461,18 @@ def test_the_cli_validates_plans_applies_and_shows_status(
     assert json.loads(again.stdout)["summary"]["with_changes"] == 0
     unknown = xcf("compose", "plan", "--repo", str(repo), "--env", "nowhere")
     assert unknown.exit_code == 1 and "nowhere" in unknown.output
+
+    # With the network back, `apply` stops waiting once only an approver can move it on: exit 2.
+    def with_network(doc: dict[str, Any]) -> None:
+        doc["spec"]["compositions"].insert(0, {"ref": "compositions/foundation/network"})
+
+    edit_yaml(repo, f"envs/{env}/environment.yaml", with_network)
+    commit(repo, "network too")
+    waiting = xcf("compose", "apply", "--repo", str(repo), "--env", env, "--format", "json")
+    assert waiting.exit_code == 2, waiting.output
+    pending = json.loads(waiting.stdout)
+    assert node(pending, NETWORK)["status"] == "awaiting_approval"
+    assert (
+        alice.post(f"/api/v1/compose/changesets/{pending['id']}/reject", json={"reason": "later"}).status_code
+        == 200
+    )

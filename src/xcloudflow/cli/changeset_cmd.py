@@ -64,20 +64,15 @@ def _create(client: Client, repo: str, env: str, ref: str | None, apply: bool) -
 
 
 def _wait(client: Client, cs: dict[str, Any], settled: tuple[str, ...], timeout: float) -> dict[str, Any]:
+    """Poll until the ChangeSet reaches `settled`, or only people can move it on (an approval is
+    awaited and nothing runs, twice in a row: a node freed by the last tick may just be starting)."""
     deadline = time.monotonic() + timeout
-    seen = ""
+    seen, idle = "", 0
     while cs["status"] not in settled:
-        waiting = _awaiting(cs)
-        if (
-            waiting
-            and cs["status"] == "applying"
-            and not any(
-                n["status"]
-                in ("applying", "backing_up", "observing", "planned", "no_changes", "waiting", "pending")
-                for n in cs["nodes"]
-            )
-        ):
-            break  # only people can move it on now
+        running = any(n["status"] in ("backing_up", "applying", "observing", "planning") for n in cs["nodes"])
+        idle = idle + 1 if _awaiting(cs) and not running else 0
+        if idle >= 2:
+            break
         line = f"{cs['status']}: " + ", ".join(f"{n['key']}={n['status']}" for n in cs["nodes"])
         if line != seen:
             err.print(line, highlight=False, markup=False)
