@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,23 +12,9 @@ from typing import Any
 import httpx
 import yaml
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "platform"
+from tests.gitrepo import EXAMPLE, commit_all, init_repo
+
 TIMEOUT = 240.0
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "tester",
-    "GIT_AUTHOR_EMAIL": "tester@example.com",
-    "GIT_COMMITTER_NAME": "tester",
-    "GIT_COMMITTER_EMAIL": "tester@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "HOME": "/nonexistent",
-    "PATH": "/usr/bin:/bin",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=repo, env=GIT_ENV, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
-    return proc.stdout.strip()
 
 
 def env_name() -> str:
@@ -53,9 +38,7 @@ def make_repo(tmp_path: Path, *, env: str, template: str = "dev", config_dir: Pa
     preview = yaml.safe_load((repo / "compositions/ephemeral/preview.yaml").read_text())
     preview["spec"].pop("environments", None)
     (repo / "compositions/ephemeral/preview.yaml").write_text(yaml.safe_dump(preview, sort_keys=False))
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "platform")
+    init_repo(repo)
     return repo
 
 
@@ -85,9 +68,7 @@ def only(repo: Path, env: str, *suffixes: str) -> None:
 
 
 def commit(repo: Path, message: str) -> str:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-    return git(repo, "rev-parse", "HEAD")
+    return commit_all(repo, message)
 
 
 def plan(api: httpx.Client, repo: Path, env: str, *, apply: bool = False, ok: int = 201) -> dict[str, Any]:
@@ -129,7 +110,8 @@ def wait_status(api: httpx.Client, cs_id: str, *statuses: str, timeout: float = 
 def node(cs: dict[str, Any], key: str) -> dict[str, Any]:
     found = [n for n in cs["nodes"] if n["key"] == key]
     assert found, f"no node {key} in {[n['key'] for n in cs['nodes']]}"
-    return found[0]
+    result: dict[str, Any] = found[0]
+    return result
 
 
 def user_client(api: httpx.Client, base_url: str, name: str, role: str) -> httpx.Client:

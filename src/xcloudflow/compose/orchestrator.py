@@ -317,21 +317,8 @@ def _start(
         and command
         and "backup_job" not in node.snapshot
     ):
-        job = job_nodes.start(
-            session=session,
-            org_id=cs.org_id,
-            kind=job_nodes.EXEC_KIND,
-            pool=cs.context.get("pool") or "embedded",
-            changeset=cs.id,
-            node=node.key,
-            payload={
-                "purpose": "backup",
-                "command": command,
-                "url": None,
-                "window_seconds": 0,
-                "interval_seconds": 1,
-                "timeout_seconds": 3600,
-            },
+        job = _exec_job(
+            session, cs, node, purpose="backup", command=command, url=None, window=0, interval=1, timeout=3600
         )
         node.snapshot = {**node.snapshot, "backup_job": str(job)}
         node.job_id, node.status = job, "backing_up"
@@ -455,22 +442,49 @@ def _applied(
     )
     observation = ((cs.context.get("compositions") or {}).get(node.composition) or {}).get("observation")
     if observation and node.action == "apply":
-        node.job_id = job_nodes.start(
-            session=session,
-            org_id=cs.org_id,
-            kind=job_nodes.EXEC_KIND,
-            pool=cs.context.get("pool") or "embedded",
-            changeset=cs.id,
-            node=node.key,
-            payload={
-                "purpose": "observe",
-                "command": observation.get("command"),
-                "url": observation.get("url"),
-                "window_seconds": reconcile.seconds(observation.get("window") or "5m"),
-                "interval_seconds": reconcile.seconds(observation.get("interval") or "10s"),
-                "timeout_seconds": reconcile.seconds(observation.get("window") or "5m") + 120,
-            },
+        window = reconcile.seconds(observation.get("window") or "5m")
+        node.job_id = _exec_job(
+            session,
+            cs,
+            node,
+            purpose="observe",
+            command=observation.get("command"),
+            url=observation.get("url"),
+            window=window,
+            interval=reconcile.seconds(observation.get("interval") or "10s"),
+            timeout=window + 120,
         )
         node.status = "observing"
         return
     node.status, node.finished_at = "applied", now
+
+
+def _exec_job(
+    session: Session,
+    cs: ComposeChangeSet,
+    node: ComposeNode,
+    *,
+    purpose: str,
+    command: str | None,
+    url: str | None,
+    window: int,
+    interval: int,
+    timeout: int,
+) -> uuid.UUID:
+    """A `compose.exec` job: the pre-change backup command, or the observation check after apply."""
+    return job_nodes.start(
+        session=session,
+        org_id=cs.org_id,
+        kind=job_nodes.EXEC_KIND,
+        pool=cs.context.get("pool") or "embedded",
+        changeset=cs.id,
+        node=node.key,
+        payload={
+            "purpose": purpose,
+            "command": command,
+            "url": url,
+            "window_seconds": window,
+            "interval_seconds": interval,
+            "timeout_seconds": timeout,
+        },
+    )
