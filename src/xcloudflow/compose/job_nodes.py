@@ -62,7 +62,9 @@ def poll(*, session: Session, org_id: int, job_id: uuid.UUID, planning: bool) ->
             return Progress("no_changes", plan=plan if isinstance(plan, dict) else None)
         return Progress("done", plan=plan if isinstance(plan, dict) else None)
     error = job.error or f"job {job.kind} {job.status}"
-    return Progress("failed", error=error, transient=job.status == "errored")
+    # Transient: the agent was lost (errored), or it said so (the server briefly unreachable...).
+    transient = job.status == "errored" or result.get("error_class") == "transient"
+    return Progress("failed", error=error, transient=transient)
 
 
 def cancel(*, session: Session, job_id: uuid.UUID, actor: str) -> None:
