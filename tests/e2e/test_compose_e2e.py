@@ -193,6 +193,15 @@ def test_a_failed_node_stops_its_dependents(
     xcf_server: XcfServer, api: httpx.Client, alice: httpx.Client, tmp_path: Path
 ) -> None:
     env = env_name()
+    hook = api.post(
+        "/api/v1/notification-destinations",
+        json={
+            "name": f"ops-{env}",
+            "url": "http://127.0.0.1:9/hook",  # nobody listens: the deliveries stay queued, with their events
+            "events": ["compose.approval_requested", "compose.failed", "compose.applied"],
+        },
+    )
+    assert hook.status_code == 201, hook.text
     repo = make_repo(tmp_path, env=env)
     only(repo, env, "network", "database", "web")
     env_inputs(repo, env, "database", fail_apply=True)
@@ -207,6 +216,10 @@ def test_a_failed_node_stops_its_dependents(
     assert node(done, WEB)["status"] == "skipped" and DATABASE in node(done, WEB)["error"]
     assert node(done, WEB)["run"] is not None
     assert api.get(f"/api/v1/runs/{node(done, WEB)['run']}").json()["stage"] == "discarded"
+    deliveries = api.get(f"/api/v1/notification-destinations/ops-{env}/deliveries").json()["items"]
+    ours = [(d["event"], d["payload"].get("node")) for d in deliveries if d["payload"].get("environment") == env]
+    assert ("compose.approval_requested", NETWORK) in ours
+    assert ("compose.failed", DATABASE) in ours and ("compose.failed", None) in ours  # the node, the ChangeSet
 
 
 def _tamper(server: XcfServer, env: str, workspace: str) -> None:
