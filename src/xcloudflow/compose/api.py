@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from xcloudflow.compose import service
-from xcloudflow.compose.planner import create_changeset
+from xcloudflow.compose.planner import create_changeset, read_repository
 from xcloudflow.compose.render import changeset_markdown
 from xcloudflow.compose.schemas import (
     Approval,
@@ -37,6 +37,13 @@ async def plan(request: Request, body: ChangeSetCreate, who: Principal = Depends
     settings = ctx.settings
 
     def run() -> ChangeSetOut:
+        read = read_repository(
+            principal=who,
+            body=body,
+            local_roots=settings.compose_roots,
+            max_bytes=settings.compose_bundle_max_bytes,
+            git_timeout=settings.compose_git_timeout_seconds,
+        )
         with ctx.db.write() as session:
             cs = create_changeset(
                 session=session,
@@ -44,9 +51,7 @@ async def plan(request: Request, body: ChangeSetCreate, who: Principal = Depends
                 principal=who,
                 ctx=audit_context(request, who),
                 body=body,
-                local_roots=settings.compose_roots,
-                max_bytes=settings.compose_bundle_max_bytes,
-                git_timeout=settings.compose_git_timeout_seconds,
+                read=read,
             )
             return service.changeset_out(session, cs)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,17 +92,27 @@ def needs_approval(route: dict[str, Any], protected: bool) -> bool:
     return approval == "required" or (approval == "environment" and protected)
 
 
-def create_changeset(
+@dataclass(frozen=True)
+class ReadRepository:
+    """A repository read at one commit and checked, ready to become a ChangeSet."""
+
+    graph: PlanGraph
+    context: dict[str, Any]
+    bundle: bytes
+    commit: str | None
+    source: str  # credentials masked
+
+
+def read_repository(
     *,
-    session: Session,
-    keyring: Keyring,
     principal: Principal,
-    ctx: AuditContext,
     body: ChangeSetCreate,
     local_roots: list[Path],
     max_bytes: int,
     git_timeout: float,
-) -> ComposeChangeSet:
+) -> ReadRepository:
+    """Fetch, load, validate, route, order and compile the policies: everything that can be wrong with
+    the input, found before a database transaction is opened (a git fetch can take a while)."""
     iam.require(principal, "writer", action="planning a ChangeSet")
     with checkout(body.repo, body.ref, local_roots=local_roots, timeout=git_timeout) as snapshot:
         repo = load_repository(snapshot.root)
@@ -110,7 +121,21 @@ def create_changeset(
         context = _context(repo, graph, body.environment)
         PolicyBundle.compile(repo.policy_files, policy_sets(_spec(repo.config)))  # a bad policy stops here
         bundle = archive(snapshot.root, max_bytes=max_bytes)
-        commit, source = snapshot.commit, mask(snapshot.source)  # no credentials in rows
+        return ReadRepository(graph, context, bundle, snapshot.commit, mask(snapshot.source))
+
+
+def create_changeset(
+    *,
+    session: Session,
+    keyring: Keyring,
+    principal: Principal,
+    ctx: AuditContext,
+    body: ChangeSetCreate,
+    read: ReadRepository,
+) -> ComposeChangeSet:
+    """Store the ChangeSet and its nodes, and start every node's plan, in the caller's transaction."""
+    iam.require(principal, "writer", action="planning a ChangeSet")
+    graph, context, bundle, commit, source = read.graph, read.context, read.bundle, read.commit, read.source
     cs = ComposeChangeSet(
         id=uuid.uuid4(),
         org_id=principal.org_id,
