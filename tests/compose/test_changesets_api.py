@@ -190,20 +190,33 @@ def test_planning_creates_a_workspace_and_a_run_per_terraform_node(admin: TestCl
     assert status == 201 and again["id"] != body["id"]
     assert len(admin.get(f"/api/v1/workspaces/platform-{ENV}/network.network/code-versions").json()) == 1
 
-    early = admin.post(f"/api/v1/compose/changesets/{body['id']}/approve", json={})
+    early = admin.post(f"/api/v1/compose/changesets/{again['id']}/approve", json={})
     assert early.status_code == 409 and "planning" in early.text
-    override = admin.post(f"/api/v1/compose/changesets/{body['id']}/override", json={"reason": "x"})
+    override = admin.post(f"/api/v1/compose/changesets/{again['id']}/override", json={"reason": "x"})
     assert override.status_code == 409 and "blocked" in override.text
-    rollback = admin.post(f"/api/v1/compose/changesets/{body['id']}/rollback", json={"reason": "x"})
+    rollback = admin.post(f"/api/v1/compose/changesets/{again['id']}/rollback", json={"reason": "x"})
     assert rollback.status_code == 409
     unknown = admin.get(f"/api/v1/compose/changesets/{SOME}")
     assert unknown.status_code == 404
-    discarded = admin.post(f"/api/v1/compose/changesets/{body['id']}/discard")
-    assert discarded.status_code == 200 and discarded.json()["status"] == "discarded"
+    # The newer ChangeSet superseded the older one: its runs no longer hold the workspaces.
+    superseded = admin.get(f"/api/v1/compose/changesets/{body['id']}").json()
+    assert (
+        superseded["status"] == "discarded"
+        and f"superseded by changeset {again['id']}" in superseded["error"]
+    )
     run = admin.get(f"/api/v1/runs/{net['run']}").json()
     assert run["stage"] in ("canceled", "discarded")
+    discarded = admin.post(f"/api/v1/compose/changesets/{again['id']}/discard")
+    assert discarded.status_code == 200 and discarded.json()["status"] == "discarded"
+    again_twice = admin.post(f"/api/v1/compose/changesets/{again['id']}/discard")
+    assert again_twice.status_code == 409
     audit = admin.get("/api/v1/audit-logs", params={"action": "compose."}).json()["items"]
-    assert {"compose.changeset.create", "compose.changeset.discard"} <= {a["action"] for a in audit}
+    actions = {a["action"] for a in audit}
+    assert {
+        "compose.changeset.create",
+        "compose.changeset.discard",
+        "compose.changeset.superseded",
+    } <= actions
 
 
 def test_unknown_key_in_the_request_is_refused(admin: TestClient) -> None:

@@ -217,9 +217,14 @@ def test_a_failed_node_stops_its_dependents(
     assert node(done, WEB)["run"] is not None
     assert api.get(f"/api/v1/runs/{node(done, WEB)['run']}").json()["stage"] == "discarded"
     deliveries = api.get(f"/api/v1/notification-destinations/ops-{env}/deliveries").json()["items"]
-    ours = [(d["event"], d["payload"].get("node")) for d in deliveries if d["payload"].get("environment") == env]
+    ours = [
+        (d["event"], d["payload"].get("node")) for d in deliveries if d["payload"].get("environment") == env
+    ]
     assert ("compose.approval_requested", NETWORK) in ours
-    assert ("compose.failed", DATABASE) in ours and ("compose.failed", None) in ours  # the node, the ChangeSet
+    assert ("compose.failed", DATABASE) in ours and (
+        "compose.failed",
+        None,
+    ) in ours  # the node, the ChangeSet
 
 
 def _tamper(server: XcfServer, env: str, workspace: str) -> None:

@@ -32,7 +32,9 @@ agent_router = APIRouter(prefix="/api/agent/v1", tags=["agent API"])
 
 @router.post("/changesets", response_model=ChangeSetOut, status_code=201)
 async def plan(request: Request, body: ChangeSetCreate, who: Principal = Depends(principal)) -> ChangeSetOut:
-    """Read the repository at one commit, validate it, build the environment's DAG and start every plan."""
+    """Read the repository at one commit, validate it, build the environment's DAG and start every plan.
+
+    Older ChangeSets of the environment not yet applying are discarded (superseded)."""
     ctx = app_context(request)
     settings = ctx.settings
 
@@ -53,6 +55,7 @@ async def plan(request: Request, body: ChangeSetCreate, who: Principal = Depends
                 body=body,
                 read=read,
             )
+            service.supersede_older(session=session, cs=cs)
             return service.changeset_out(session, cs)
 
     return await run_in_threadpool(run)

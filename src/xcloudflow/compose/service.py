@@ -306,6 +306,28 @@ def _close(session: Session, cs: ComposeChangeSet, status: str, actor: str, reas
     cs.error = f"{status} by {actor}" + (f": {reason}" if reason else "")
 
 
+def supersede_older(*, session: Session, cs: ComposeChangeSet) -> list[uuid.UUID]:
+    """Discard the environment's older ChangeSets that are not applying yet: their planned runs hold
+    the workspaces, and their plans are stale next to this one (one pending ChangeSet per environment)."""
+    older = session.scalars(
+        select(ComposeChangeSet)
+        .where(
+            ComposeChangeSet.org_id == cs.org_id,
+            ComposeChangeSet.environment == cs.environment,
+            ComposeChangeSet.kind == "apply",
+            ComposeChangeSet.status.in_(("planning", "planned", "blocked")),
+            ComposeChangeSet.id != cs.id,
+        )
+        .with_for_update()
+    )
+    gone = []
+    for old in older:
+        _close(session, old, "discarded", cs.created_by or "xcf-compose", f"superseded by changeset {cs.id}")
+        events.record(session, old, "compose.changeset.superseded", details={"by": str(cs.id)})
+        gone.append(old.id)
+    return gone
+
+
 def override(
     *, session: Session, principal: Principal, ctx: AuditContext, changeset_id: uuid.UUID, reason: str
 ) -> ChangeSetOut:
