@@ -60,6 +60,11 @@ def test_crud(admin: TestClient, db: Database) -> None:
         "run.applied",
         "run.errored",
         "run.drift_detected",
+        "compose.approval_requested",
+        "compose.applied",
+        "compose.failed",
+        "compose.drift_detected",
+        "compose.rolled_back",
     ]
     assert default["format"] == "generic" and default["workspace"] is None
 

@@ -8,6 +8,8 @@ import hmac
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from xcloudflow.notify import formats
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -62,3 +64,32 @@ def test_feishu_sign_matches_the_documented_algorithm() -> None:
 def test_slack_truncates_long_errors() -> None:
     msg = formats.slack_message("run.errored", {**RUN, "error": "x" * 10_000}, 1)
     assert len(msg["blocks"][1]["text"]["text"]) <= formats.SLACK_SECTION_MAX
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "title"),
+    [
+        (
+            "compose.approval_requested",
+            {"environment": "prod", "node": "network/network"},
+            "Approval needed: network/network in prod",
+        ),
+        (
+            "compose.failed",
+            {"environment": "prod", "changeset": "0123456789ab"},
+            "Failed: ChangeSet 01234567 of prod",
+        ),
+        (
+            "compose.drift_detected",
+            {"environment": "dev", "node": "db/db", "policy": "correct"},
+            "Drift detected: db/db in dev (correct)",
+        ),
+        (
+            "compose.rolled_back",
+            {"environment": "dev", "changeset": "abcdef012345"},
+            "Rolled back: ChangeSet abcdef01 of dev",
+        ),
+    ],
+)
+def test_compose_titles(event: str, payload: dict[str, str], title: str) -> None:
+    assert formats.title(event, payload) == title
