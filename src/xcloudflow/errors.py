@@ -51,6 +51,14 @@ class Conflict(DomainError):
     status = 409
 
 
+class Unprocessable(DomainError):
+    """Well-formed input that cannot be used as it is (content its format or schema rejects, a rule
+    naming a version that does not exist)."""
+
+    code = "unprocessable"
+    status = 422
+
+
 class Gone(DomainError):
     code = "gone"
     status = 410

@@ -57,6 +57,18 @@ class Settings(BaseSettings):
     compose_git_timeout_seconds: float = Field(default=120.0, gt=0)
     compose_max_attempts: int = Field(default=3, ge=1, le=20)
     compose_retry_base_seconds: float = Field(default=10.0, gt=0)
+    # GitOps: how often `xcf server` looks for sources due for a sync (a webhook wakes it at once);
+    # which local directories (os.pathsep-separated) may be read as repositories (local paths and
+    # file:// URLs are refused otherwise); the time limit of one git fetch.
+    gitops_tick_seconds: float = Field(default=15.0, gt=0)
+    gitops_local_roots: str = ""
+    gitops_git_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Config center (conflux): how often `xcf server` applies the configs' retention policies; the
+    # longest a watch waits before answering 304 (at most 60 s); how often watchers' environments are
+    # re-read on SQLite (PostgreSQL wakes them by NOTIFY and re-reads ten times less often).
+    conflux_retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    conflux_watch_timeout_seconds: float = Field(default=60.0, gt=0, le=60)
+    conflux_watch_poll_seconds: float = Field(default=1.0, gt=0)
 
     @field_validator("data_dir", mode="before")
     @classmethod
@@ -81,6 +93,12 @@ class Settings(BaseSettings):
     def compose_roots(self) -> list[Path]:
         return [
             Path(p).expanduser().resolve() for p in self.compose_local_roots.split(os.pathsep) if p.strip()
+        ]
+
+    @property
+    def gitops_roots(self) -> list[Path]:
+        return [
+            Path(p).expanduser().resolve() for p in self.gitops_local_roots.split(os.pathsep) if p.strip()
         ]
 
     @property

@@ -7,12 +7,15 @@ from alembic.runtime.migration import MigrationContext
 
 import xcloudflow.audit.models
 import xcloudflow.compose.models
+import xcloudflow.conflux.models
+import xcloudflow.gitops.models
 import xcloudflow.iam.models
 import xcloudflow.inventory.models
 import xcloudflow.jobs.models
 import xcloudflow.keys.models
 import xcloudflow.notify.models
 import xcloudflow.runs.models
+import xcloudflow.secrets.models
 import xcloudflow.state.models
 import xcloudflow.workspaces.models  # noqa: F401 - registers the tables
 from xcloudflow.db import Base, Database, migrate

@@ -8,10 +8,14 @@ from xcloudflow.cli import (
     admin_cmd,
     agent_cmd,
     compose_cmd,
+    conflux_cmd,
+    gitops_cmd,
     iam_cmd,
     inventory_admin,
     inventory_cmd,
+    provider_cmd,
     run_cmd,
+    secret_cmd,
     state_cmd,
     workspace_cmd,
 )
@@ -47,6 +51,10 @@ agent_cmd.register(app)
 app.add_typer(workspace_cmd.workspace_app, name="workspace")
 app.add_typer(run_cmd.run_app, name="run")
 app.add_typer(compose_cmd.compose_app, name="compose")
+app.add_typer(conflux_cmd.conflux_app, name="conflux")
+app.add_typer(gitops_cmd.gitops_app, name="gitops")
+app.add_typer(secret_cmd.secret_app, name="secret")
+app.add_typer(provider_cmd.provider_app, name="provider")
 
 
 def main() -> None:

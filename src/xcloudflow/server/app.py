@@ -23,8 +23,13 @@ from xcloudflow.audit.api import router as audit_router
 from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.compose.api import agent_router as compose_agent_router
 from xcloudflow.compose.api import router as compose_router
+from xcloudflow.conflux import api as conflux_api
+from xcloudflow.conflux import service as conflux
 from xcloudflow.db import Database
 from xcloudflow.db import migrate as migrations
+from xcloudflow.gitops import api as gitops_api
+from xcloudflow.gitops import service as gitops
+from xcloudflow.gitops import sync as gitops_sync
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.api import router as iam_router
 from xcloudflow.iam.schemas import Principal
@@ -44,6 +49,7 @@ from xcloudflow.runs import drift as runs_drift
 from xcloudflow.runs import service as runs
 from xcloudflow.runs.agent_api import router as runs_agent_router
 from xcloudflow.runs.api import router as runs_router
+from xcloudflow.secrets.api import router as secrets_router
 from xcloudflow.server import errors
 from xcloudflow.server.deps import AppContext, app_context, principal
 from xcloudflow.server.middleware import RequestContextMiddleware
@@ -142,6 +148,42 @@ async def _compose_loop(ctx: AppContext) -> None:
         await asyncio.sleep(ctx.settings.compose_tick_seconds)
 
 
+def _conflux_retention(ctx: AppContext) -> None:
+    with ctx.db.write() as session:
+        results = conflux.apply_retention(session=session)
+    for result in results:
+        log.info("conflux retention: deleted versions %s of %s", result.deleted, result.address)
+
+
+async def _conflux_retention_loop(ctx: AppContext) -> None:
+    while True:
+        try:
+            await run_in_threadpool(_conflux_retention, ctx)
+        except Exception:
+            log.exception("conflux retention failed")
+        await asyncio.sleep(ctx.settings.conflux_retention_interval_seconds)
+
+
+def _gitops_tick(ctx: AppContext) -> None:
+    """Sync the GitOps sources whose interval (or a webhook) made them due."""
+    synced = gitops_sync.run_due(db=ctx.db, keyring=ctx.keyring, options=gitops_api.options(ctx))
+    if synced:
+        log.info("gitops: synced %d due sources", synced)
+
+
+async def _gitops_loop(ctx: AppContext) -> None:
+    while True:
+        gitops.WAKE.clear()
+        try:
+            await run_in_threadpool(_gitops_tick, ctx)
+        except Exception:
+            log.exception("gitops sync tick failed")
+        # Sleep one tick, waking early when a webhook (or a new source) made a source due.
+        deadline = asyncio.get_running_loop().time() + ctx.settings.gitops_tick_seconds
+        while not gitops.WAKE.is_set() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.25)
+
+
 # ---- jobs: the embedded agent (talks to this server over HTTP like any other agent)
 
 
@@ -211,6 +253,8 @@ def create_app(
         task = asyncio.create_task(_maintenance_loop(ctx)) if maintenance else None
         runs_task = asyncio.create_task(_runs_loop(ctx)) if maintenance else None
         compose_task = asyncio.create_task(_compose_loop(ctx)) if maintenance else None
+        gitops_task = asyncio.create_task(_gitops_loop(ctx)) if maintenance else None
+        conflux_task = asyncio.create_task(_conflux_retention_loop(ctx)) if maintenance else None
         worker = None
         if inventory_worker if inventory_worker is not None else maintenance:
             worker = InventoryWorker(
@@ -247,11 +291,16 @@ def create_app(
                 worker.stop.set()
             if sender is not None:
                 await run_in_threadpool(sender.stop)
-            for background in (task, runs_task, compose_task):
+            conflux_api.close_hub(_app)
+            for background in (task, runs_task, compose_task, conflux_task):
                 if background is not None:
                     background.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await background
+            if gitops_task is not None:
+                gitops_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gitops_task
             ctx.db.dispose()
 
     app = FastAPI(
@@ -309,7 +358,10 @@ def create_app(
     app.include_router(runs_agent_router)
     app.include_router(compose_router)
     app.include_router(compose_agent_router)
+    app.include_router(conflux_api.router)
     app.include_router(notify_router)
+    app.include_router(secrets_router)
+    app.include_router(gitops_api.router)
     app.include_router(workspaces_router)
     app.include_router(workspace_resources_router)
     return app

@@ -1,0 +1,1 @@
+"""Conflux: the config center (versioned configs, releases, canary rules, idempotent publish)."""
