@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # (local paths and file:// URLs are refused otherwise); the size cap of a repository snapshot;
     # attempts and backoff base for a node whose apply fails transiently.
     compose_tick_seconds: float = Field(default=2.0, gt=0)
+    # Config clients poll resolve/watch: their token's principal is remembered this long per process
+    # (a revoked token keeps working on those two routes for at most this long; 0 turns it off).
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
     compose_local_roots: str = ""
     compose_bundle_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     compose_git_timeout_seconds: float = Field(default=120.0, gt=0)

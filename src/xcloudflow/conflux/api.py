@@ -38,7 +38,7 @@ from xcloudflow.conflux.service import ConfigAddress, check_part
 from xcloudflow.conflux.watch import Scope, Waiter, WatchHub
 from xcloudflow.db import Database
 from xcloudflow.iam.schemas import Principal
-from xcloudflow.server.deps import AppContext, app_context, audit_context, principal
+from xcloudflow.server.deps import AppContext, app_context, audit_context, cached_principal, principal
 
 router = APIRouter(prefix="/api/v1/conflux", tags=["conflux"])
 CONFIG = "/configs/{tenant}/{application}/{environment}/{name}"
@@ -315,7 +315,7 @@ def history(
 
 
 @router.get(CONFIG + "/resolve", response_model=ResolveOut, responses={304: {"description": "not modified"}})
-def resolve(
+async def resolve(
     request: Request,
     tenant: str,
     application: str,
@@ -324,21 +324,28 @@ def resolve(
     labels: str = Query("", description="k=v,k2=v2"),
     client_id: str | None = Query(None, max_length=256),
     if_none_match: str | None = Header(default=None),
-    who: Principal = Depends(principal),
+    who: Principal = Depends(cached_principal),
 ) -> ResolveOut | Response:
-    """The content and version a client with these labels gets now; ETag is the version id."""
+    """The content and version a client with these labels gets now; ETag is the version id.
+
+    The hot path: the token's principal is cached briefly (see `cached_principal`), the database work
+    is one read transaction in one worker-thread hop."""
     ctx = app_context(request)
     address = _address(tenant, application, environment, name)
     wanted = rules.parse_labels(labels)
-    with ctx.db.read() as session:
-        out = resolving.resolve(
-            session=session,
-            keyring=ctx.keyring,
-            org_id=who.org_id,
-            address=address,
-            labels=wanted,
-            client_id=client_id,
-        )
+
+    def read() -> ResolveOut:
+        with ctx.db.read() as session:
+            return resolving.resolve(
+                session=session,
+                keyring=ctx.keyring,
+                org_id=who.org_id,
+                address=address,
+                labels=wanted,
+                client_id=client_id,
+            )
+
+    out = await run_in_threadpool(read)
     etag = f'"{out.version_id}"'
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers={"ETag": etag})
@@ -395,7 +402,7 @@ async def watch(
     names: str | None = Query(None, description="config names, comma-separated (default: all)"),
     since: int | None = Query(None, ge=0, description="the last notification id seen"),
     timeout: float = Query(MAX_WATCH_SECONDS, gt=0, le=MAX_WATCH_SECONDS),
-    who: Principal = Depends(principal),
+    who: Principal = Depends(cached_principal),
 ) -> WatchOut | Response:
     """Long poll: answers as soon as a notification with id > `since` concerns the environment (and
     `names`), or 304 after `timeout` seconds. Without `since`: at once, with the current `last_id`."""

@@ -8,6 +8,7 @@ re-exports the public names, so other domains keep calling `conflux.service.get_
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -432,6 +433,11 @@ def version_rows_for_resolve(
 ) -> tuple[ConfluxConfig, list[rules.Rule]]:
     """The config and its rules, for resolve (kept here so resolve never reads the tables itself)."""
     config = _get(session, org_id, address)
+    key = (config.id, config.policy_revision)
+    with _RULES_LOCK:
+        cached = _RULES.get(key)
+    if cached is not None:
+        return config, list(cached)
     found = [
         rules.Rule(
             name=r.name,
@@ -442,7 +448,18 @@ def version_rows_for_resolve(
         )
         for r in session.scalars(select(ConfluxRule).where(ConfluxRule.config_id == config.id))
     ]
+    with _RULES_LOCK:
+        if len(_RULES) >= _RULES_MAX:
+            _RULES.clear()
+        _RULES[key] = tuple(found)
     return config, found
+
+
+# A config's rules change only with its policy revision (every policy write bumps it), so the rules of
+# (config id, revision) never go stale: resolve skips their query when the revision is known.
+_RULES: dict[tuple[uuid.UUID, int], tuple[rules.Rule, ...]] = {}
+_RULES_LOCK = threading.Lock()
+_RULES_MAX = 20_000
 
 
 def version_content(

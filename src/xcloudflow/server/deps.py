@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from dataclasses import dataclass
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.db import Database
@@ -105,6 +107,35 @@ def principal(request: Request) -> Principal:
         with ctx.db.read() as session:
             who = iam.authenticate(session=session, token=token)
     request.state.principal = who
+    return who
+
+
+_AUTH_CACHE_MAX = 10_000
+
+
+async def cached_principal(request: Request) -> Principal:
+    """`principal` for the hot read routes clients poll (config resolve and watch): a token's principal
+    is remembered for `XCF_AUTH_CACHE_SECONDS` (default 5; 0 turns it off), per server process. So a
+    revoked or expired token keeps working on these routes only for up to that long; every other
+    route checks the database each time. Job tokens are never cached."""
+    ctx = app_context(request)
+    ttl = ctx.settings.auth_cache_seconds
+    token = _token_from(request)
+    if ttl <= 0 or token.startswith(JOB_TOKEN_PREFIX):
+        return await run_in_threadpool(principal, request)
+    cache: dict[str, tuple[float, Principal]] | None = getattr(request.app.state, "auth_cache", None)
+    if cache is None:
+        cache = request.app.state.auth_cache = {}
+    key = iam.hash_token(token)
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        request.state.principal = hit[1]
+        return hit[1]
+    who = await run_in_threadpool(principal, request)
+    if len(cache) >= _AUTH_CACHE_MAX:
+        cache.clear()  # crude but bounded; refilled by the next requests
+    cache[key] = (now + ttl, who)
     return who
 
 
