@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # Config center (conflux): how often `xcf server` applies the configs' retention policies; the
     # longest a watch waits before answering 304 (at most 60 s); how often watchers' environments are
     # re-read on SQLite (PostgreSQL wakes them by NOTIFY and re-reads ten times less often).
+    # What a config resolves from is remembered this long per process (changes made through another
+    # replica are seen within it; through this one at once). 0 turns it off.
+    conflux_resolve_cache_seconds: float = Field(default=1.0, ge=0)
     conflux_retention_interval_seconds: float = Field(default=3600.0, gt=0)
     conflux_watch_timeout_seconds: float = Field(default=60.0, gt=0, le=60)
     conflux_watch_poll_seconds: float = Field(default=1.0, gt=0)

@@ -329,10 +329,13 @@ async def resolve(
     """The content and version a client with these labels gets now; ETag is the version id.
 
     The hot path: the token's principal is cached briefly (see `cached_principal`), the database work
-    is one read transaction in one worker-thread hop."""
+    is one read transaction in one worker-thread hop, skipped altogether while what the config resolves
+    from is remembered (`XCF_CONFLUX_RESOLVE_CACHE_SECONDS`)."""
     ctx = app_context(request)
     address = _address(tenant, application, environment, name)
     wanted = rules.parse_labels(labels)
+
+    remember = ctx.settings.conflux_resolve_cache_seconds
 
     def read() -> ResolveOut:
         with ctx.db.read() as session:
@@ -343,9 +346,14 @@ async def resolve(
                 address=address,
                 labels=wanted,
                 client_id=client_id,
+                remember_seconds=remember,
             )
 
-    out = await run_in_threadpool(read)
+    out = None
+    if remember > 0:
+        out = resolving.cached(org_id=who.org_id, address=address, labels=wanted, client_id=client_id)
+    if out is None:
+        out = await run_in_threadpool(read)
     etag = f'"{out.version_id}"'
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers={"ETag": etag})

@@ -48,8 +48,19 @@ LastId = Callable[[Database, Scope], int]
 _HUBS: weakref.WeakSet[WatchHub] = weakref.WeakSet()
 
 
+_LOCAL_LISTENERS: list[Callable[[set[Scope]], None]] = []
+
+
+def on_local_change(listener: Callable[[set[Scope]], None]) -> None:
+    """Call `listener` with the scopes a transaction of this process changed, once it commits."""
+    if listener not in _LOCAL_LISTENERS:
+        _LOCAL_LISTENERS.append(listener)
+
+
 def _after_commit(session: Session) -> None:
     scopes: set[Scope] = session.info.pop(_PENDING, set())
+    for listener in list(_LOCAL_LISTENERS):
+        listener(scopes)
     for hub in list(_HUBS):
         hub.poke(scopes)
 
