@@ -150,8 +150,9 @@ class Control:
             "XCF_EMBEDDED_AGENT": "true" if self.embedded_agent else "false",
             "XCF_AGENT_DATA_DIR": str(self.home / "embedded-agent"),
         }
-        if concurrency := os.environ.get("XCF_EMBEDDED_AGENT_CONCURRENCY"):
-            extra["XCF_EMBEDDED_AGENT_CONCURRENCY"] = concurrency
+        for passed in ("XCF_EMBEDDED_AGENT_CONCURRENCY", "XCF_WORKERS"):  # what a bench run may vary
+            if value := os.environ.get(passed):
+                extra[passed] = value
         if self.database == "pg":
             self.db_name = self.scratch.create_database()
             extra["XCF_DATABASE_URL"] = f"postgresql+psycopg://{PG_HOSTPART}/{self.db_name}"

@@ -349,19 +349,17 @@ async def resolve(
                 remember_seconds=remember,
             )
 
-    out = None
+    hit = None
     if remember > 0:
-        out = resolving.cached(org_id=who.org_id, address=address, labels=wanted, client_id=client_id)
-    if out is None:
+        hit = resolving.cached(org_id=who.org_id, address=address, labels=wanted, client_id=client_id)
+    if hit is None:
         out = await run_in_threadpool(read)
-    etag = f'"{out.version_id}"'
+        hit = (str(out.version_id), out.model_dump_json().encode())
+    version_id, body = hit
+    etag = f'"{version_id}"'
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers={"ETag": etag})
-    return Response(
-        out.model_dump_json(),
-        media_type="application/json",
-        headers={"ETag": etag, "Cache-Control": "no-cache"},
-    )
+    return Response(body, media_type="application/json", headers={"ETag": etag, "Cache-Control": "no-cache"})
 
 
 # ---------------------------------------------------------------- watch

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,8 @@ class _Source:
     stable: str | None
     rules: tuple[rules.Rule, ...]
     scope: Scope
+    # The JSON answer per (version id, rule): serializing a large content string is the costly part.
+    bodies: dict[tuple[str, str | None], bytes] = field(default_factory=dict, compare=False)
 
 
 _SOURCES: dict[tuple[int, ConfigAddress], tuple[float, _Source]] = {}
@@ -65,8 +67,9 @@ def _answer(src: _Source, version_id: str, rule: str | None, version: sealed.Cac
 
 def cached(
     *, org_id: int, address: ConfigAddress, labels: Mapping[str, str], client_id: str | None
-) -> ResolveOut | None:
-    """The answer from memory alone (no database), or None when something is not cached or too old."""
+) -> tuple[str, bytes] | None:
+    """The answer from memory alone (no database): the version id and the JSON body of a ResolveOut; or
+    None when something is not cached or too old."""
     with _LOCK:
         hit = _SOURCES.get((org_id, address))
     if hit is None or hit[0] <= time.monotonic():
@@ -75,8 +78,15 @@ def cached(
     version_id, rule = rules.resolve(src.rules, src.stable, labels, client_id or None, str(src.config_id))
     if version_id is None:
         return None  # answered (404) by the database path, which says why
-    version = sealed.CACHE.get(uuid.UUID(version_id))
-    return _answer(src, version_id, rule, version) if version is not None else None
+    body = src.bodies.get((version_id, rule))
+    if body is None:
+        version = sealed.CACHE.get(uuid.UUID(version_id))
+        if version is None:
+            return None
+        body = _answer(src, version_id, rule, version).model_dump_json().encode()
+        if len(src.bodies) < 64:
+            src.bodies[(version_id, rule)] = body
+    return version_id, body
 
 
 def resolve(
