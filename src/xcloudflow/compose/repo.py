@@ -14,6 +14,7 @@ directory. It knows nothing of the DSL.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import re
@@ -225,6 +226,16 @@ def checkout(
         yield RepoSnapshot(root=tree, source=source, ref=ref, commit=commit)
 
 
+@contextmanager
+def targz_writer(buffer: io.BytesIO) -> Iterator[tarfile.TarFile]:
+    """A tar.gz writer whose gzip header carries no time, so equal members give equal bytes."""
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        yield tar
+
+
 def archive(root: Path, *, max_bytes: int) -> bytes:
     """A tar.gz of `root` without `.git`: files in sorted order with fixed owner and time (the same
     tree gives the same bytes). Symlinks must stay inside root; more than `max_bytes` -> Invalid."""
@@ -235,7 +246,7 @@ def archive(root: Path, *, max_bytes: int) -> bytes:
         if buffer.tell() > max_bytes:
             raise Invalid(f"repository snapshot is larger than {max_bytes} bytes (compressed)")
 
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+    with targz_writer(buffer) as tar:
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if d != ".git")
             base = Path(dirpath)

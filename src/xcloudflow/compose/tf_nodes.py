@@ -22,6 +22,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from xcloudflow.audit.schemas import AuditContext
+from xcloudflow.compose.repo import targz_writer
 from xcloudflow.errors import Conflict, DomainError, Invalid, NotFound
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.keys.keyring import Keyring
@@ -66,10 +67,7 @@ def code_archive(bundle: bytes, ref: str, inputs: dict[str, Any]) -> bytes:
     top = ref.strip("/").split("/", 1)[0]
     module_dir = ref.strip("/")
     out = io.BytesIO()
-    with (
-        tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as src,
-        tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as dst,
-    ):
+    with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as src, targz_writer(out) as dst:
         members = sorted(
             (m for m in src.getmembers() if m.isfile() and _norm(m.name).split("/", 1)[0] == top),
             key=lambda m: _norm(m.name),
@@ -84,7 +82,7 @@ def code_archive(bundle: bytes, ref: str, inputs: dict[str, Any]) -> bytes:
             assert data is not None
             _add(dst, name, data.read())
         _add(dst, f"{module_dir}/{TFVARS}", json.dumps(inputs, sort_keys=True, indent=2).encode())
-    return _stable_gzip(out.getvalue())
+    return out.getvalue()
 
 
 def _norm(name: str) -> str:
@@ -97,11 +95,6 @@ def _add(dst: tarfile.TarFile, name: str, data: bytes) -> None:
     info.mode = 0o644
     info.mtime = 0
     dst.addfile(info, io.BytesIO(data))
-
-
-def _stable_gzip(data: bytes) -> bytes:
-    # tarfile's gzip header carries the time: rewrite it so equal content gives equal bytes.
-    return data[:4] + b"\x00\x00\x00\x00" + data[8:] if len(data) > 8 else data
 
 
 def ensure_workspace(

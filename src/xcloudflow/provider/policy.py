@@ -164,17 +164,9 @@ class ReleasePolicyResource(ConfluxResource):
             report(ctx.diagnostics, "Clearing the release policy", exc)
 
     def import_(self, ctx: ImportContext, id: str) -> dict[str, Any] | None:
-        client = self.client(ctx.diagnostics)
-        if client is None:
-            return None
-        try:
-            config = client.config_by_id(id.strip())
-        except ConfluxApiError as exc:
-            report(ctx.diagnostics, f"Importing release policy {id}", exc)
-            return None
+        config = self.config_for_import(
+            ctx, id, what="release policy", hint="Import a release policy by its config's UUID."
+        )
         if config is None:
-            ctx.diagnostics.add_error(
-                f"No config with id {id!r}", "Import a release policy by its config's UUID."
-            )
             return None
         return {"config_id": str(config["id"]), "rule": policy_rules(config.get("policy") or {}, None)}

@@ -92,6 +92,22 @@ class ConfluxResource(Resource):  # type: ignore[misc]
             )
         return client
 
+    def config_for_import(
+        self, ctx: ImportContext, id: str, *, what: str, hint: str
+    ) -> dict[str, Any] | None:
+        """The config an import names by its UUID; None (with the error said) when there is none."""
+        client = self.client(ctx.diagnostics)
+        if client is None:
+            return None
+        try:
+            config = client.config_by_id(id.strip())
+        except ConfluxApiError as exc:
+            report(ctx.diagnostics, f"Importing {what} {id}", exc)
+            return None
+        if config is None:
+            ctx.diagnostics.add_error(f"No config with id {id!r}", hint)
+        return config
+
 
 # --------------------------------------------------------------------------- conflux_config
 
@@ -309,20 +325,10 @@ class ConfigResource(ConfluxResource):
             report(ctx.diagnostics, f"Deleting config {address}", exc)
 
     def import_(self, ctx: ImportContext, id: str) -> dict[str, Any] | None:
-        client = self.client(ctx.diagnostics)
-        if client is None:
-            return None
-        try:
-            out = client.config_by_id(id.strip())
-        except ConfluxApiError as exc:
-            report(ctx.diagnostics, f"Importing config {id}", exc)
-            return None
-        if out is None:
-            ctx.diagnostics.add_error(
-                f"No config with id {id!r}", "Import a config by its UUID (xcf conflux get)."
-            )
-            return None
-        return config_state(out, None)
+        out = self.config_for_import(
+            ctx, id, what="config", hint="Import a config by its UUID (xcf conflux get)."
+        )
+        return config_state(out, None) if out is not None else None
 
 
 # --------------------------------------------------------------------------- conflux_release
