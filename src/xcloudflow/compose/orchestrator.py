@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 
 from xcloudflow.compose import checks, events, job_nodes, reconcile, rollback, tf_nodes, windows
 from xcloudflow.compose.dsl import format_duration
+from xcloudflow.compose.events import ACTOR
 from xcloudflow.compose.models import NODE_ACTIVE, NODE_FINAL, ComposeChangeSet, ComposeNode
-from xcloudflow.compose.planner import ACTOR, nodes_of
+from xcloudflow.compose.planner import nodes_of
 from xcloudflow.compose.tf_nodes import Progress
 from xcloudflow.db.base import utcnow
 from xcloudflow.errors import DomainError

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xcloudflow.audit import service as audit
 from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.compose import job_nodes, tf_nodes
+from xcloudflow.compose.events import ACTOR
 from xcloudflow.compose.graph import PlanGraph, build_graph
 from xcloudflow.compose.loader import Repository, load_repository
 from xcloudflow.compose.models import ComposeChangeSet, ComposeNode
@@ -32,7 +34,6 @@ from xcloudflow.iam.schemas import Principal
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.policy.rego import PolicyBundle, PolicySetConfig
 
-ACTOR = "xcf-compose"
 DEFAULT_PROJECT = "compose"
 DEFAULT_CONCURRENCY = 4
 
@@ -198,8 +199,6 @@ def create_changeset(
 
 
 def nodes_of(session: Session, changeset_id: uuid.UUID) -> list[ComposeNode]:
-    from sqlalchemy import select
-
     return list(
         session.scalars(
             select(ComposeNode).where(ComposeNode.changeset_id == changeset_id).order_by(ComposeNode.seq)

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from xcloudflow.compose import events, job_nodes, tf_nodes
 from xcloudflow.compose.dsl import parse_duration
+from xcloudflow.compose.events import ACTOR
 from xcloudflow.compose.models import CHANGESET_FINAL, ComposeChangeSet, ComposeNode, ComposeTarget
-from xcloudflow.compose.planner import ACTOR
 from xcloudflow.compose.rollback import derived_changeset, derived_node
 from xcloudflow.errors import DomainError, Invalid
 from xcloudflow.keys.keyring import Keyring
