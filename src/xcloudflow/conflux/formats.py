@@ -24,6 +24,7 @@ import jsonschema
 import referencing.exceptions
 import yaml
 
+from xcloudflow import bounded
 from xcloudflow.errors import Invalid
 
 FORMATS = ("json", "yaml", "toml", "properties", "ini", "text")
@@ -85,6 +86,10 @@ class _DuplicateKey(Exception):
 
 def _parse_json(content: str) -> Any:
     try:
+        bounded.check_json_depth(content, what="the content")
+    except bounded.TooDeep as exc:
+        raise _fail("json", exc.problem, _where(exc.line or 1)) from None
+    try:
         return json.loads(content, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise _fail("json", exc.msg, _where(exc.lineno, exc.colno)) from None
@@ -106,8 +111,9 @@ def _json_key_position(content: str, key: str) -> str | None:
 # ---------------------------------------------------------------------------------------------- yaml
 
 
-class _StrictYamlLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last one)."""
+class _StrictYamlLoader(bounded.SAFE_LOADER):  # type: ignore[misc,valid-type]
+    """The safe loader (libyaml's when available) refusing a mapping with the same key twice (PyYAML
+    keeps the last one); documents are composed by `bounded` (depth, values, alias expansion)."""
 
 
 def _construct_strict_mapping(loader: _StrictYamlLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -134,7 +140,7 @@ _StrictYamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG
 
 def _parse_yaml(content: str) -> Any:
     try:
-        return yaml.load(content, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        return bounded.load(content, loader_class=_StrictYamlLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         path = _where(mark.line + 1, mark.column + 1) if mark is not None else None
@@ -152,7 +158,13 @@ _TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 def _parse_toml(content: str) -> Any:
     try:
-        return tomllib.loads(content)
+        document = tomllib.loads(content)
+        bounded.check_depth(document, what="the content")
+        return document
+    except bounded.TooDeep as exc:  # dotted keys and table headers nest without brackets
+        raise _fail("toml", exc.problem, None) from None
+    except RecursionError:  # tomllib recurses into inline arrays and tables
+        raise _fail("toml", bounded.too_deep("the content").problem, None) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = _TOML_WHERE.search(message)
