@@ -81,15 +81,19 @@ def limits() -> ContentLimits:
 
 
 class TooDeep(Invalid):
-    """A document nested deeper than the limit; `problem` says what, `line` (1-based) and `offset`
-    (bytes) say where when known."""
+    """A document nested deeper than the limit; `problem` says what (no place), `line` (1-based) and
+    `offset` (bytes) say where when known."""
 
     code = "too_deep"
 
-    def __init__(self, problem: str, *, line: int | None = None, offset: int | None = None) -> None:
+    def __init__(self, what: str, max_depth: int, *, line: int | None, offset: int | None) -> None:
         where = f" (line {line})" if line is not None else ""
-        super().__init__(problem + where, details={"line": line, "offset": offset, "rule": "max_depth"})
-        self.problem = problem
+        hint = "; the limit is XCF_CONTENT_MAX_DEPTH"
+        super().__init__(
+            f"{what} is nested more than {max_depth} levels deep{where}{hint}",
+            details={"line": line, "offset": offset, "rule": "max_depth", "limit": max_depth},
+        )
+        self.problem = f"{what} is nested more than {max_depth} levels deep{hint}"
         self.line = line
         self.offset = offset
 
@@ -97,9 +101,7 @@ class TooDeep(Invalid):
 def too_deep(
     what: str, *, line: int | None = None, offset: int | None = None, max_depth: int | None = None
 ) -> TooDeep:
-    limit = limits().max_depth if max_depth is None else max_depth
-    problem = f"{what} is nested more than {limit} levels deep; the limit is XCF_CONTENT_MAX_DEPTH"
-    return TooDeep(problem, line=line, offset=offset)
+    return TooDeep(what, limits().max_depth if max_depth is None else max_depth, line=line, offset=offset)
 
 
 # ---------------------------------------------------------------------------------------------- json
@@ -294,6 +296,20 @@ class _Composer:
         return node
 
     def document(self) -> yaml.Node:
+        try:
+            return self._document()
+        except yaml.scanner.ScannerError as exc:
+            if "maximum nesting depth" not in str(exc.problem):
+                raise
+            # libyaml's own limit (1000), met first when its scanner reads ahead: the same error as ours.
+            raise YamlBoundError(
+                f"the document is nested more than {self.bounds.max_depth} levels deep; "
+                "the limit is XCF_CONTENT_MAX_DEPTH",
+                exc.problem_mark,
+                "max_depth",
+            ) from None
+
+    def _document(self) -> yaml.Node:
         loader = self.loader
         loader.get_event()  # DocumentStart
         # Each frame: the collection being filled, and the key waiting for its value (mappings).
@@ -350,7 +366,9 @@ class _Composer:
         if isinstance(event, yaml.ScalarEvent):
             if tag is None or tag == "!":
                 tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+            start: Any = event.start_mark  # libyaml's Mark class, not PyYAML's (same fields)
+            end: Any = event.end_mark
+            node = yaml.ScalarNode(tag, event.value, start, end, style=event.style)
             self.size[id(node)] = 1
             self.height[id(node)] = 1
             self._count(node, 1, 1, depth, event.start_mark)

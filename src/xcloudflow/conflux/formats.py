@@ -111,7 +111,7 @@ def _json_key_position(content: str, key: str) -> str | None:
 # ---------------------------------------------------------------------------------------------- yaml
 
 
-class _StrictYamlLoader(bounded.SAFE_LOADER):  # type: ignore[misc,valid-type]
+class _StrictYamlLoader(bounded.SAFE_LOADER):  # type: ignore[misc]
     """The safe loader (libyaml's when available) refusing a mapping with the same key twice (PyYAML
     keeps the last one); documents are composed by `bounded` (depth, values, alias expansion)."""
 
@@ -132,7 +132,8 @@ def _construct_strict_mapping(loader: _StrictYamlLoader, node: yaml.MappingNode)
                 key_node.start_mark,
             )
         seen.add(key)
-    return loader.construct_mapping(node, deep=True)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=True)
+    return mapping
 
 
 _StrictYamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_strict_mapping)
