@@ -83,3 +83,11 @@ def test_recursive_yaml_is_refused() -> None:
     with pytest.raises(formats.ContentError) as err:
         formats.validate("a: &a [*a]\n", "yaml", None)
     assert "recursive" in err.value.message and err.value.path == "line 1, column 8"
+
+
+def test_a_deep_schema_is_400_not_500(admin: TestClient) -> None:
+    path = f"{API}/configs/{ADDR}/schema.json"
+    resp = admin.put(path, json={"format": "json", "schema": "[" * 100_000})
+    assert resp.status_code == 400, resp.text
+    assert "the schema is nested more than 100 levels deep" in resp.json()["error"]["message"]
+    assert admin.get(path).status_code == 404

@@ -339,6 +339,7 @@ def parse(content: str, fmt: str) -> Any:
 
 def check_schema(schema_text: str) -> dict[str, Any]:
     """The JSON Schema (Draft 2020-12) in `schema_text`; Invalid naming what is wrong with it."""
+    bounded.check_json_depth(schema_text, what="the schema")  # json.loads would recurse (a 500)
     try:
         schema = json.loads(schema_text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
