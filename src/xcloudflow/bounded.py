@@ -109,7 +109,7 @@ def too_deep(
 _LEVELS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 once read as signed bytes
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 _SLICE = 256 * 1024
-_PASSES = 16  # pair-removal passes before counting exactly (real documents need their depth, ~15)
+_PASSES = 3  # pair-removal passes before the running depth is summed (they remove most brackets)
 
 
 class JsonDepthGuard:
@@ -156,19 +156,19 @@ class JsonDepthGuard:
 
     def _within(self, levels: bytes) -> bool:
         """Update the depth by a run of +1/-1 bytes; False when it goes deeper than the limit."""
+        # Innermost pairs out, one level per pass: most brackets of a real document go in a few passes,
+        # and the running depth of what is left, plus the passes, bounds the depth of the whole run
+        # (removing a matched pair changes no other prefix sum).
         reduced, passes = levels, 0
-        while passes < _PASSES and b"\x01\xff" in reduced:  # innermost pairs out, one level per pass
+        while passes < _PASSES and b"\x01\xff" in reduced:
             reduced, passes = reduced.replace(b"\x01\xff", b""), passes + 1
-        if passes < _PASSES:  # fully reduced: the closes, then the opens, left unmatched
-            closes = len(reduced) - len(reduced.lstrip(b"\xff"))
-            opens = len(reduced) - closes
-            if self.depth + opens + passes <= self.max_depth:  # no point of the run is deeper
-                self._settle(self.depth - closes + opens, closes > self.depth)
-                return True
-        running = list(accumulate(memoryview(levels).cast("b"), initial=self.depth))
-        if min(running) >= 0 and max(running) > self.max_depth:
-            return False
-        self._settle(running[-1], min(running) < 0)
+        running = list(accumulate(memoryview(reduced).cast("b"), initial=self.depth))
+        low, high = min(running), max(running)
+        if low >= 0 and high + passes > self.max_depth:  # the bound may be loose: count exactly
+            exact = list(accumulate(memoryview(levels).cast("b"), initial=self.depth))
+            if max(exact) > self.max_depth:
+                return False
+        self._settle(running[-1], low < 0)
         return True
 
     def _settle(self, depth: int, unbalanced: bool) -> None:
