@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     conflux_retention_interval_seconds: float = Field(default=3600.0, gt=0)
     conflux_watch_timeout_seconds: float = Field(default=60.0, gt=0, le=60)
     conflux_watch_poll_seconds: float = Field(default=1.0, gt=0)
+    # Content bounds (xcloudflow.bounded, docs/security.md "content bounds"): nesting depth of every
+    # JSON/YAML/TOML document (states, Pulumi exports, Conflux content, compose and GitOps YAML); values
+    # in one YAML document with its aliases expanded, and values its aliases may add; GitOps templates'
+    # output, loop iterations (and calls) and wall-clock time per render.
+    content_max_depth: int = Field(default=100, ge=8, le=500)
+    yaml_max_nodes: int = Field(default=250_000, ge=1000)
+    yaml_max_alias_nodes: int = Field(default=10_000, ge=0)
+    template_max_output_chars: int = Field(default=1024 * 1024, ge=1024)
+    template_max_iterations: int = Field(default=1_000_000, ge=1000)
+    template_timeout_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator("data_dir", mode="before")
     @classmethod

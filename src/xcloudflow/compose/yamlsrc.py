@@ -1,7 +1,8 @@
 """YAML documents that remember where every value came from, and the errors that say so.
 
 A person fixing a repository needs "compositions/db.yaml:12: spec.modules[0].engine: unknown engine",
-not a Python traceback. This module parses one YAML file with PyYAML's C loader when available, keeps
+not a Python traceback. This module parses one YAML file with PyYAML's C loader when available (composed within
+`xcloudflow.bounded`'s limits, so an alias bomb or a deep document is an error at its line), keeps
 the parsed value AND a map from each field path (`spec.modules[0].engine`) to its 1-based line, and
 turns problems into `SpecIssue`s. It knows nothing of compositions or of the filesystem layout, and it
 never raises anything but `SpecError` for bad input.
@@ -15,9 +16,8 @@ from typing import Any
 
 import yaml
 
+from xcloudflow import bounded
 from xcloudflow.errors import Invalid
-
-_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Path = tuple[str | int, ...]  # ("spec", "modules", 0, "engine")
 
@@ -129,9 +129,9 @@ def yaml_problem(file: str, exc: yaml.YAMLError) -> SpecIssue:
 
 def parse(text: str, *, file: str) -> YamlDocument:
     """Parse one single-document YAML text; `SpecError` (with the line) when it is not valid YAML."""
-    loader = _Loader(text)
+    loader = bounded.SAFE_LOADER(text)
     try:
-        node = loader.get_single_node()
+        node = bounded.single_node(loader)  # depth, values and alias expansion bounded
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise SpecError([yaml_problem(file, exc)]) from exc

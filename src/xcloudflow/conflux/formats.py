@@ -24,6 +24,7 @@ import jsonschema
 import referencing.exceptions
 import yaml
 
+from xcloudflow import bounded
 from xcloudflow.errors import Invalid
 
 FORMATS = ("json", "yaml", "toml", "properties", "ini", "text")
@@ -85,6 +86,10 @@ class _DuplicateKey(Exception):
 
 def _parse_json(content: str) -> Any:
     try:
+        bounded.check_json_depth(content, what="the content")
+    except bounded.TooDeep as exc:
+        raise _fail("json", exc.problem, _where(exc.line or 1)) from None
+    try:
         return json.loads(content, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise _fail("json", exc.msg, _where(exc.lineno, exc.colno)) from None
@@ -106,8 +111,9 @@ def _json_key_position(content: str, key: str) -> str | None:
 # ---------------------------------------------------------------------------------------------- yaml
 
 
-class _StrictYamlLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last one)."""
+class _StrictYamlLoader(bounded.SAFE_LOADER):  # type: ignore[misc]
+    """The safe loader (libyaml's when available) refusing a mapping with the same key twice (PyYAML
+    keeps the last one); documents are composed by `bounded` (depth, values, alias expansion)."""
 
 
 def _construct_strict_mapping(loader: _StrictYamlLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -126,7 +132,8 @@ def _construct_strict_mapping(loader: _StrictYamlLoader, node: yaml.MappingNode)
                 key_node.start_mark,
             )
         seen.add(key)
-    return loader.construct_mapping(node, deep=True)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=True)
+    return mapping
 
 
 _StrictYamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_strict_mapping)
@@ -134,7 +141,7 @@ _StrictYamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG
 
 def _parse_yaml(content: str) -> Any:
     try:
-        return yaml.load(content, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        return bounded.load(content, loader_class=_StrictYamlLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         path = _where(mark.line + 1, mark.column + 1) if mark is not None else None
@@ -152,7 +159,13 @@ _TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 def _parse_toml(content: str) -> Any:
     try:
-        return tomllib.loads(content)
+        document = tomllib.loads(content)
+        bounded.check_depth(document, what="the content")
+        return document
+    except bounded.TooDeep as exc:  # dotted keys and table headers nest without brackets
+        raise _fail("toml", exc.problem, None) from None
+    except RecursionError:  # tomllib recurses into inline arrays and tables
+        raise _fail("toml", bounded.too_deep("the content").problem, None) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = _TOML_WHERE.search(message)
@@ -326,6 +339,7 @@ def parse(content: str, fmt: str) -> Any:
 
 def check_schema(schema_text: str) -> dict[str, Any]:
     """The JSON Schema (Draft 2020-12) in `schema_text`; Invalid naming what is wrong with it."""
+    bounded.check_json_depth(schema_text, what="the schema")  # json.loads would recurse (a 500)
     try:
         schema = json.loads(schema_text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
+from xcloudflow import bounded
 from xcloudflow.compose.yamlsrc import dotted, yaml_problem
 
 API_VERSION = "gitops.conflux.io/v1alpha1"
@@ -26,7 +27,6 @@ KIND = "ConfluxConfig"
 MAX_FILE_BYTES = 1024 * 1024
 PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CLAIMS_KIND = re.compile(r"^\s*kind\s*:\s*[\"']?ConfluxConfig\b", re.MULTILINE)
-_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DEFAULT_TENANT = "default"
 
 
@@ -253,24 +253,19 @@ def _one(data: Any, node: yaml.Node, *, file: str, index: int) -> ConfigDocument
 def parse_file(text: str, *, file: str) -> list[ConfigDocument | DocumentProblem]:
     """Every ConfluxConfig document of one YAML file (others are skipped). A file that is not valid
     YAML is a problem only when it claims the kind."""
-    loader = _Loader(text)
     found: list[ConfigDocument | DocumentProblem] = []
     index = 0
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is not None:
-                data = loader.construct_document(node)
-                result = _one(data, node, file=file, index=index)
-                if result is not None:
-                    found.append(result)
+        # Composed within bounded's limits: spec.values with an alias bomb never reaches a template.
+        for node, data in bounded.iter_documents(text):
+            result = _one(data, node, file=file, index=index)
+            if result is not None:
+                found.append(result)
             index += 1
     except yaml.YAMLError as exc:
         if _CLAIMS_KIND.search(text):
             issue = yaml_problem(file, exc)
             found.append(DocumentProblem(file, index, issue.line, issue.message))
-    finally:
-        loader.dispose()
     return found
 
 

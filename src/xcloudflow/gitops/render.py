@@ -2,10 +2,11 @@
 
 `{{ .Secrets.database_password }}` and `{{ .Values.pool.size }}` (the Go-template subset the seed
 shows) are translated to Jinja (`{{ Secrets.database_password }}`) before rendering; any other Go
-construct is an error that says what is supported. The environment is Jinja2's
-`SandboxedEnvironment` with `StrictUndefined`: reaching Python internals (`''.__class__`) is a sandbox
-violation, an unknown name or key is an error, and output size, string repetition and `range` are
-bounded so a template cannot exhaust the server.
+construct is an error that says what is supported. The environment is `sandbox.BoundedSandbox` (Jinja2's
+immutable sandbox) with `StrictUndefined`: reaching Python internals (`''.__class__`) is a sandbox
+violation, an unknown name or key is an error, and the size of everything a template makes, its loop
+iterations and its time are bounded (`bounded.limits()`, XCF_TEMPLATE_*) while it renders, so a
+template cannot exhaust the server.
 
 Secret values must never leave this module except inside the rendered content itself: `mask` replaces
 them in any text (error messages, diffs), and `render(..., masked=True)` renders the same template with
@@ -15,18 +16,17 @@ the file's offset.
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+
+from xcloudflow import bounded
+from xcloudflow.gitops.sandbox import BoundedSandbox
 
 MASK = "******"
-MAX_OUTPUT_CHARS = 1024 * 1024
-MAX_RANGE_TOTAL = 100_000
 TEMPLATE_NAME = "<template>"
 
 _EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -83,34 +83,6 @@ class _Missing(StrictUndefined):
         return str(super()._undefined_message)
 
 
-class _Sandbox(SandboxedEnvironment):
-    intercepted_binops = frozenset(["*", "**"])
-
-    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
-        if operator_name == "**":
-            if isinstance(right, int) and abs(right) > 1000:
-                raise SecurityError("exponent larger than 1000 refused")
-            return operator.pow(left, right)
-        for seq, count in ((left, right), (right, left)):
-            repeats = isinstance(seq, str | list | tuple) and isinstance(count, int)
-            if repeats and len(seq) * count > MAX_OUTPUT_CHARS:
-                raise SecurityError(f"repetition longer than {MAX_OUTPUT_CHARS} refused")
-        return operator.mul(left, right)
-
-
-def _budgeted_range() -> Any:
-    used = [0]
-
-    def bounded_range(*args: int) -> range:
-        r = range(*args)
-        used[0] += len(r)
-        if used[0] > MAX_RANGE_TOTAL:
-            raise SecurityError(f"range() over more than {MAX_RANGE_TOTAL} items in one template refused")
-        return r
-
-    return bounded_range
-
-
 def _line_of(source: str, pos: int) -> int:
     return source.count("\n", 0, pos) + 1
 
@@ -150,19 +122,24 @@ def render(
     secrets_label: str,
     values: Mapping[str, Any],
     masked: bool = False,
+    bounds: bounded.ContentLimits | None = None,
 ) -> str:
     """The rendered template. `secrets` None: the document has no secretsRef (any `.Secrets` lookup
-    fails with `secrets_label` in the message). `masked`: every secret renders as MASK."""
+    fails with `secrets_label` in the message). `masked`: every secret renders as MASK. `bounds`:
+    the process's limits by default."""
     shown = {k: MASK for k in secrets} if masked and secrets is not None else (secrets or {})
     secret_ns = Lookup(secrets_label, shown)
     values_ns = Lookup("spec.values", values)
-    env = _Sandbox(undefined=_Missing, autoescape=False, keep_trailing_newline=True)
-    env.globals["range"] = _budgeted_range()
+    env = BoundedSandbox(
+        bounds or bounded.limits(), undefined=_Missing, autoescape=False, keep_trailing_newline=True
+    )
     try:
         jinja_source = translate(source)
         template = env.from_string(jinja_source)
         template.filename = TEMPLATE_NAME
-        output = template.render(Secrets=secret_ns, secrets=secret_ns, Values=values_ns, values=values_ns)
+        return env.generate(
+            template, {"Secrets": secret_ns, "secrets": secret_ns, "Values": values_ns, "values": values_ns}
+        )
     except RenderError:
         raise
     except SecurityError as exc:
@@ -173,11 +150,12 @@ def render(
         raise RenderError(f"undefined: {exc.message}", _template_line(exc)) from None
     except TemplateError as exc:
         raise RenderError(f"template error: {exc.message}", _template_line(exc)) from None
+    except RecursionError as exc:  # a macro or recursive loop calling itself without end
+        raise RenderError(
+            "template error: calls nested too deeply (recursion)", _template_line(exc)
+        ) from None
     except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
         raise RenderError(f"template error: {exc.__class__.__name__}: {exc}", _template_line(exc)) from None
-    if len(output) > MAX_OUTPUT_CHARS:
-        raise RenderError(f"rendered content is longer than {MAX_OUTPUT_CHARS} characters")
-    return output
 
 
 def mask(text: str, secret_values: Iterable[str]) -> str:

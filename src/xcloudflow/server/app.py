@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from xcloudflow import __version__
+from xcloudflow import __version__, bounded
 from xcloudflow.audit.api import router as audit_router
 from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.compose.api import agent_router as compose_agent_router
@@ -238,6 +238,7 @@ def create_app(
     XCF_HOST/XCF_PORT). `jobs` overrides the job queue settings (default: from XCF_*).
     `notification_sender` (default: `maintenance` and XCF_NOTIFY_SENDER) posts queued notifications.
     """
+    bounded.configure(bounded.ContentLimits.of(settings))  # this process's content bounds
     ctx = AppContext(
         settings=settings,
         db=Database(settings.resolved_database_url),

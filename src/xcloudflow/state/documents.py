@@ -1,7 +1,10 @@
 """Reading state documents: uploads spooled to disk, streaming validation, and parsed views.
 
-An upload is spooled (memory up to a threshold, then a temporary file) while its size, MD5, SHA-256
-and UTF-8 validity are computed chunk by chunk, so a large body is never held in memory several times.
+An upload is spooled (memory up to a threshold, then a temporary file) while its size, MD5, SHA-256,
+UTF-8 validity and nesting depth are computed chunk by chunk, so a large body is never held in memory
+several times and a deep one (ijson's cost grows with the square of the depth) is refused at the
+first chunk that goes too deep, before any parser sees it. Stored versions are read through the same
+depth guard: states stored before the limit existed cannot make a reader (inventory, diff) explode.
 Validation then streams the spooled bytes through ijson and only keeps the few top-level facts it
 needs (version, serial, lineage, the shape of `resources`). No database access here.
 """
@@ -22,6 +25,7 @@ from typing import IO, Any
 
 import ijson
 
+from xcloudflow import bounded
 from xcloudflow.errors import Invalid, TooLarge
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -68,8 +72,9 @@ class StackRef:
 class Upload:
     """A request body being received: spooled, measured and hashed as it arrives."""
 
-    def __init__(self, *, max_bytes: int) -> None:
+    def __init__(self, *, max_bytes: int, max_depth: int | None = None) -> None:
         self.max_bytes = max_bytes
+        self._depth = bounded.JsonDepthGuard(max_depth, what="the state")
         self.size = 0
         self._md5 = hashlib.md5()  # noqa: S324 - Content-MD5 is the protocol's integrity check
         self._sha256 = hashlib.sha256()
@@ -77,8 +82,8 @@ class Upload:
         self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, max_bytes: int) -> Upload:
-        upload = cls(max_bytes=max_bytes)
+    def from_bytes(cls, data: bytes, *, max_bytes: int, max_depth: int | None = None) -> Upload:
+        upload = cls(max_bytes=max_bytes, max_depth=max_depth)
         upload.add(data)
         return upload.finish()
 
@@ -96,6 +101,7 @@ class Upload:
         except UnicodeDecodeError as exc:
             offset = self.size - len(chunk) + exc.start
             raise Invalid(f"body is not valid UTF-8 (byte {offset})", details={"offset": offset}) from exc
+        self._depth.feed(chunk)
         self._md5.update(chunk)
         self._sha256.update(chunk)
         self._file.write(chunk)
@@ -276,9 +282,16 @@ def inspect(tool: str, fh: IO[bytes]) -> DocumentFacts:
 # ---- parsed views (for diff, outputs, rollback): small and medium states only need these ----
 
 
+def _depth_checked(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    guard = bounded.JsonDepthGuard(what="the stored state")
+    for chunk in chunks:
+        guard.feed(chunk)
+        yield chunk
+
+
 def load_json(chunks: Iterable[bytes]) -> Any:
     buf = bytearray()
-    for chunk in chunks:
+    for chunk in _depth_checked(chunks):
         buf += chunk
     return json.loads(buf)
 
@@ -318,9 +331,11 @@ def load_object_streaming(chunks: Iterable[bytes]) -> dict[str, Any]:
                 seen_start = True
             yield chunk
 
-    reader = io.BufferedReader(_ChunkReader(checked(chunks)), buffer_size=READ_CHUNK)
+    reader = io.BufferedReader(_ChunkReader(checked(_depth_checked(chunks))), buffer_size=READ_CHUNK)
     try:
         return dict(ijson.kvitems(reader, "", use_float=True))
+    except bounded.TooDeep as exc:
+        raise ValueError(exc.message) from exc
     except ijson.JSONError as exc:
         raise ValueError(str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error") from exc
 

@@ -5,6 +5,12 @@ person uploads passes `inspect` before it is stored, and again before it is extr
 an archive never writes outside its directory: no absolute paths, no `..`, no NUL, no devices or
 fifos, links only to targets inside the tree, no path that goes through a symlink (a lexical check of
 a link's target is only sound when no directory on the way is itself a link), no duplicates.
+
+Sizes count what extraction and reading produce: a hard link costs its target's size again (a 305 KB
+upload of hard links to one large file listed as 1,300 MiB), and a comparison stops diffing once its
+diffs reach `MAX_COMPARE_DIFF_BYTES`. A symlink's target is resolved through the other symlinks of the
+tree, as the kernel will (`a/l -> ..` then `a/l2 -> l/..` leaves the tree although each is lexically
+inside). Errors name members and targets as the archive spells them, never a path of the machine.
 """
 
 from __future__ import annotations
@@ -26,6 +32,11 @@ MiB = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 # Above this size a changed text file is reported without its diff (the diff would be the file).
 MAX_DIFF_BYTES = 1 * MiB
+# difflib holds every line of both sides (and an index of them): 500,000 short lines cost ~150 MB.
+MAX_DIFF_LINES = 20_000
+# All diffs of one comparison together; the files after that are listed with a note instead.
+MAX_COMPARE_DIFF_BYTES = 4 * MiB
+MAX_SYMLINK_HOPS = 40  # as Linux's ELOOP
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ def _read(data: bytes, limits: ArchiveLimits, *, keep: Callable[[str], bool] | N
     seen: dict[str, str] = {}  # path -> kind (file, dir, symlink)
     files: dict[str, dict[str, Any]] = {}
     contents: dict[str, bytes] = {}
+    links: dict[str, str] = {}  # symlink path -> target as written
     unpacked = 0
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
@@ -118,6 +130,7 @@ def _read(data: bytes, limits: ArchiveLimits, *, keep: Callable[[str], bool] | N
                     if resolved == ".." or resolved.startswith("../"):
                         raise _bad(member.name, f"symlink to {target!r} points outside the archive")
                     seen[path] = "symlink"
+                    links[path] = target
                 elif member.islnk():
                     target = _normalize(member.linkname)
                     if seen.get(target) != "file":
@@ -126,18 +139,15 @@ def _read(data: bytes, limits: ArchiveLimits, *, keep: Callable[[str], bool] | N
                             f"hard link to {member.linkname!r}, which is not a regular file earlier "
                             "in the archive",
                         )
+                    unpacked += files[target]["size"]  # extracted or read again: it costs as much
+                    _check_unpacked(unpacked, limits, member.name)
                     seen[path] = "file"
                     files[path] = {**files[target], "path": path}
                     if keep is not None and keep(path):
                         contents[path] = contents[target] if target in contents else _body(tar, member)
                 elif member.isreg():
                     unpacked += member.size
-                    if unpacked > limits.max_unpacked_bytes:
-                        raise TooLarge(
-                            f"the archive unpacks to more than {limits.max_unpacked_bytes} bytes "
-                            f"(at member {member.name!r})",
-                            details={"rule": "max_unpacked_bytes", "limit": limits.max_unpacked_bytes},
-                        )
+                    _check_unpacked(unpacked, limits, member.name)
                     body = _body(tar, member)
                     seen[path] = "file"
                     files[path] = {
@@ -166,7 +176,45 @@ def _read(data: bytes, limits: ArchiveLimits, *, keep: Callable[[str], bool] | N
             if kind == "file":
                 raise _bad(path, f"{parent!r} is a file, not a directory")
             parent = posixpath.dirname(parent)
+    for path in sorted(links):
+        _resolve_inside(path, links)
     return _Contents(files=[files[p] for p in sorted(files)], data=contents)
+
+
+def _check_unpacked(unpacked: int, limits: ArchiveLimits, member: str) -> None:
+    if unpacked > limits.max_unpacked_bytes:
+        raise TooLarge(
+            f"the archive unpacks to more than {limits.max_unpacked_bytes} bytes (at member {member!r}; "
+            "hard links count as copies of their target)",
+            details={"rule": "max_unpacked_bytes", "limit": limits.max_unpacked_bytes},
+        )
+
+
+def _resolve_inside(path: str, links: dict[str, str]) -> None:
+    """Follow the symlink `path` through the tree's other symlinks as the kernel would; Invalid when
+    any step leaves the tree (or the chain loops). Dangling targets are allowed: nothing is there."""
+    pending = list(reversed(links[path].split("/")))
+    where: list[str] = posixpath.dirname(path).split("/") if posixpath.dirname(path) else []
+    hops = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not where:
+                raise _bad(path, f"symlink to {links[path]!r} leads outside the archive (through its links)")
+            where.pop()
+            continue
+        where.append(part)
+        current = "/".join(where)
+        if current in links:
+            hops += 1
+            if hops > MAX_SYMLINK_HOPS:
+                raise _bad(
+                    path, f"symlink to {links[path]!r} is a chain of more than {MAX_SYMLINK_HOPS} links"
+                )
+            where.pop()
+            pending.extend(reversed(links[current].split("/")))
 
 
 def inspect(data: bytes, limits: ArchiveLimits = DEFAULT_LIMITS) -> list[dict[str, Any]]:
@@ -199,8 +247,12 @@ def extract_to(data: bytes, dest: Path, limits: ArchiveLimits = DEFAULT_LIMITS) 
             else:  # pragma: no cover - Python < 3.11.4; our own checks above already ran
                 tar.extractall(dest)  # noqa: S202
     except tarfile.TarError as exc:
+        # The filter's message holds the destination path: name the member only.
+        member = getattr(getattr(exc, "tarinfo", None), "name", None)
+        shown = f"member {member!r} " if member else ""
         raise Invalid(
-            f"the archive could not be extracted safely: {exc}", details={"rule": "extract"}
+            f"the archive could not be extracted safely: {shown}refused ({type(exc).__name__})",
+            details={"rule": "extract", "member": member},
         ) from exc
     return files
 
@@ -219,6 +271,8 @@ def file_diff(path: str, old: bytes, new: bytes) -> str:
     a, b = _text(old), _text(new)
     if a is None or b is None:
         return "binary files differ"
+    if max(len(a), len(b)) > MAX_DIFF_LINES:
+        return f"diff not shown: the file has more than {MAX_DIFF_LINES} lines\n"
     lines = difflib.unified_diff(a, b, fromfile=f"a/{path}", tofile=f"b/{path}")
     return "".join(
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
@@ -228,10 +282,16 @@ def file_diff(path: str, old: bytes, new: bytes) -> str:
 def compare(a_bytes: bytes, b_bytes: bytes, limits: ArchiveLimits = DEFAULT_LIMITS) -> dict[str, Any]:
     """What changed from archive `a` to archive `b`: {added, removed, changed: [{path, diff}]}."""
     a, b = read_files(a_bytes, limits), read_files(b_bytes, limits)
-    return {
-        "added": sorted(set(b) - set(a)),
-        "removed": sorted(set(a) - set(b)),
-        "changed": [
-            {"path": p, "diff": file_diff(p, a[p], b[p])} for p in sorted(set(a) & set(b)) if a[p] != b[p]
-        ],
-    }
+    changed: list[dict[str, str]] = []
+    budget = MAX_COMPARE_DIFF_BYTES
+    for path in sorted(set(a) & set(b)):
+        if a[path] == b[path]:
+            continue
+        diff = file_diff(path, a[path], b[path]) if budget > 0 else ""
+        if budget <= 0 or len(diff) > budget:
+            diff = f"diff not shown: this comparison's diffs reached {MAX_COMPARE_DIFF_BYTES} bytes\n"
+            budget = 0
+        else:
+            budget -= len(diff)
+        changed.append({"path": path, "diff": diff})
+    return {"added": sorted(set(b) - set(a)), "removed": sorted(set(a) - set(b)), "changed": changed}
