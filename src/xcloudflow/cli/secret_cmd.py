@@ -28,7 +28,10 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
         if not key:
             fail(f"expected KEY=VALUE, got {pair.split('=')[0]!r}=...", 2)
         if not sep:
-            value = typer.prompt(f"value of {key}", hide_input=True, default="", show_default=False)
+            try:
+                value = typer.prompt(f"value of {key}", hide_input=True, default="", show_default=False)
+            except typer.Abort:  # end of input: an empty pipe
+                value = ""
             if not value:
                 fail(f"no value given for key {key}: nothing was set", 2)
         if key in data:
