@@ -321,3 +321,30 @@ def test_every_help_renders() -> None:
             continue  # --help goes to Terraform (tests/cli/test_terraform_cli.py)
         result = runner.invoke(app, [*path.split(), "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output, (path, result.output)
+
+
+def test_a_changeset_error_is_printed_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """A failed plan: the ChangeSet's error quotes its node's; the node's row does not repeat it."""
+    from xcloudflow.cli.changeset_cmd import _show
+
+    error = "Error: Invalid value for variable cidr in modules/network/main.tf line 3 (a long message)"
+    cs = {
+        "id": "0b7f6d2e-5c1a-4f4e-9d7b-2a1c3e4f5a6b",
+        "kind": "apply",
+        "environment": "dev",
+        "commit": "a" * 40,
+        "status": "failed",
+        "summary": None,
+        "error": f"planning failed: network/network: {error}",
+        "nodes": [
+            {"key": "network/network", "engine": "terraform", "layer": "foundation", "status": "failed"}
+            | {"plan": None, "policy": [], "error": error, "waiting_for": None},
+            {"key": "web/web", "engine": "terraform", "layer": "application", "status": "skipped"}
+            | {"plan": None, "policy": [], "error": "network/network failed", "waiting_for": None},
+        ],
+    }
+    _show(None, cs, "table")  # type: ignore[arg-type]
+    said = capsys.readouterr()
+    assert (said.out + said.err).count("Invalid value for variable cidr") == 1
+    assert "network/network failed" in said.out  # an error of its own stays in its row
+    assert said.err.strip() == cs["error"]  # one line, not wrapped

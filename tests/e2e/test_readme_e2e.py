@@ -129,3 +129,11 @@ def test_the_readme_compose_sequence_plans_once(
         )
     assert approved.exit_code == 0, approved.output
     assert json.loads(approved.stdout)["status"] == "applied"
+    status = xcf("compose", "status", "--env", env, "-o", "json")
+    assert status.exit_code == 0, status.output
+    assert [(t["node"], t["changeset"]) for t in json.loads(status.stdout)] == [("network/network", cs["id"])]
+
+    # The rollback's summary counts the nodes it returns: the one node this ChangeSet changed.
+    rolled = xcf("compose", "rollback", short, "--reason", "readme")
+    assert rolled.exit_code == 0, rolled.output
+    assert f"rolls back 1 node(s) of changeset {cs['id']}" in rolled.stdout, rolled.output

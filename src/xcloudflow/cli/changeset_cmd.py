@@ -117,6 +117,13 @@ def _changing(cs: dict[str, Any]) -> int:
     return sum(1 for n in cs["nodes"] if not (n["status"] == "applied" and n.get("error")))
 
 
+def _note(node: dict[str, Any], changeset_error: str) -> str:
+    error = node.get("error") or ""
+    if error and error in changeset_error:
+        error = ""  # the ChangeSet's error quotes it: printed once, below the table
+    return str(error or node.get("waiting_for") or "")
+
+
 def _show(client: Client, cs: dict[str, Any], fmt: str) -> None:
     if fmt == "markdown":
         typer.echo(client.request("GET", f"/api/v1/compose/changesets/{cs['id']}/markdown").text)
@@ -153,12 +160,12 @@ def _show(client: Client, cs: dict[str, Any], fmt: str) -> None:
                 if plan
                 else "",
                 "policy": "; ".join([f"deny: {m}" for m in denied] + [f"warn: {m}" for m in warned]),
-                "note": n.get("error") or n.get("waiting_for") or "",
+                "note": _note(n, cs.get("error") or ""),
             }
         )
     emit(rows, Format.table, ["node", "engine", "layer", "status", "changes", "policy", "note"])
     if cs.get("error"):
-        err.print(f"[red]{cs['error']}[/red]", highlight=False)
+        err.print(cs["error"], style="red", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -193,7 +200,7 @@ def register(app: typer.Typer) -> None:
     def apply(
         ctx: typer.Context,
         changeset: str | None = typer.Argument(
-            None, metavar="[CHANGESET]", help="Apply this planned ChangeSet (its saved plans, no new plan)."
+            None, metavar="CHANGESET", help="Apply this planned ChangeSet (its saved plans, no new plan)."
         ),
         repo: str | None = REPO,
         env: str | None = ENV,
@@ -221,7 +228,7 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status(
         ctx: typer.Context,
-        changeset: str | None = typer.Argument(None, metavar="[CHANGESET]", help="ID or unique prefix."),
+        changeset: str | None = typer.Argument(None, metavar="CHANGESET", help="ID or unique prefix."),
         env: str | None = ENV,
         fmt: str = SHOW,
     ) -> None:

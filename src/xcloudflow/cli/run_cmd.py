@@ -402,7 +402,7 @@ def run_show(ctx: typer.Context, run_id: str = RUN_ID, output: Format = OUTPUT) 
 @run_app.command("list")
 def run_list(
     ctx: typer.Context,
-    address: str = typer.Argument(None, metavar="[PROJECT/NAME]", help="Only this workspace's runs."),
+    address: str = typer.Argument(None, metavar="PROJECT/NAME", help="Only this workspace's runs."),
     stage: str = typer.Option(None, "--stage", help="Only runs in this stage."),
     limit: int = typer.Option(20, "--limit", min=1, help="At most this many, newest first."),
     output: Format = OUTPUT,

@@ -217,7 +217,7 @@ def state_lock(
 def state_unlock(
     ctx: typer.Context,
     lock_id: str | None = typer.Argument(
-        None, metavar="[LOCK_ID]", help="The lock's ID (as `terraform force-unlock LOCK_ID`)."
+        None, metavar="LOCK_ID", help="The lock's ID (as `terraform force-unlock LOCK_ID`)."
     ),
     project: str = PROJECT,
     stack: str = STACK,
@@ -248,7 +248,7 @@ def state_unlock(
 @state_app.command("outputs")
 def state_outputs(
     ctx: typer.Context,
-    name: str | None = typer.Argument(None, metavar="[NAME]", help="Print only this output's value."),
+    name: str | None = typer.Argument(None, metavar="NAME", help="Print only this output's value."),
     project: str = PROJECT,
     stack: str = STACK,
     tool: str = TOOL,
