@@ -244,8 +244,10 @@ def test_empty_stdin_for_a_sensitive_value_is_refused(live_server: str) -> None:
         live_server, "workspace", "vars", "set", "net/secret", "token", "-", "--sensitive", input="t0k\n"
     )
     assert ok.exit_code == 0, ok.output
-    result = xcf(live_server, "secret", "set", "db", "password", input="")
+    result = xcf(live_server, "secret", "set", "db", "password", input="\n")
     assert result.exit_code == 2 and "no value given for key password" in result.stderr
+    result = xcf(live_server, "secret", "set", "db", "password", input="")  # end of input
+    assert result.exit_code == 1 and "Aborted" in result.output
     assert "db" not in xcf(live_server, "secret", "list", "-o", "json").stdout
 
 

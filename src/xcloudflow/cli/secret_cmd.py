@@ -28,10 +28,8 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
         if not key:
             fail(f"expected KEY=VALUE, got {pair.split('=')[0]!r}=...", 2)
         if not sep:
-            try:
-                value = typer.prompt(f"value of {key}", hide_input=True, default="", show_default=False)
-            except typer.Abort:  # end of input: an empty pipe
-                value = ""
+            # end of input aborts (exit 1); an empty line is refused: never an empty secret
+            value = typer.prompt(f"value of {key}", hide_input=True, default="", show_default=False)
             if not value:
                 fail(f"no value given for key {key}: nothing was set", 2)
         if key in data:
