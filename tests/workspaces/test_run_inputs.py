@@ -114,7 +114,7 @@ def test_a_required_variable_without_value_is_refused(admin: TestClient, db: Dat
         inputs_of(admin, db)
     assert err.value.message == (
         "variable region has no value in code version 1: set it with "
-        "PUT /api/v1/workspaces/shop/dev/vars/terraform/region"
+        "`xcf workspace vars set shop/dev region VALUE` (PUT /api/v1/workspaces/shop/dev/vars/terraform/region)"
     )
     put(admin, "env", "TF_VAR_region", value="eu")  # Terraform reads TF_VAR_* too
     inputs_of(admin, db)

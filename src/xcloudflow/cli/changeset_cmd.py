@@ -19,11 +19,14 @@ from xcloudflow.cli.client import Client, err, fail
 from xcloudflow.cli.output import Format, emit
 
 OUTPUT = typer.Option(Format.table, "--output", "-o", help="table or json")
-CHANGESET = typer.Argument(..., metavar="CHANGESET", help="The ChangeSet's ID (shown by plan and list).")
-REPO = typer.Option(
-    None, "--repo", help="Repository: git URL, or a path (made absolute) the server may read."
+SHOW = typer.Option("table", "--output", "-o", "--format", help="table, json (the ChangeSet) or markdown")
+CHANGESET = typer.Argument(
+    ..., metavar="CHANGESET", help="The ChangeSet's ID or a unique prefix of it (shown by plan and list)."
 )
-ENV = typer.Option(None, "--env", help="Environment name (envs/<name>).")
+REPO = typer.Option(
+    None, "--repo", "-r", help="Repository: git URL, or a path (made absolute) the server may read."
+)
+ENV = typer.Option(None, "--env", "-e", help="Environment name (envs/<name>).")
 REF = typer.Option(None, "--ref", help="Branch, tag or commit (default: HEAD).")
 WAIT = typer.Option(True, "--wait/--no-wait", help="Wait until the ChangeSet settles.")
 TIMEOUT = typer.Option(1800.0, "--timeout", help="Seconds to wait at most.")
@@ -33,6 +36,17 @@ APPLY_SETTLED = ("applied", "failed", "rejected", "discarded", "rolled_back", "b
 
 def _client(ctx: typer.Context) -> Client:
     return Client(ctx.obj["server"], ctx.obj["token"])
+
+
+def changeset_id(client: Client, given: str) -> str:
+    """The full ID of CHANGESET (an ID, or a unique prefix such as the 8 characters Markdown shows)."""
+    return client.resolve_id(given, "ChangeSet", "/api/v1/compose/changesets", {"limit": 200})
+
+
+def _format(fmt: str, allowed: tuple[str, ...] = ("table", "json", "markdown")) -> str:
+    if fmt not in allowed:
+        fail(f"--output must be {', '.join(allowed[:-1])} or {allowed[-1]}", 2)
+    return fmt
 
 
 def _repo(repo: str) -> str:
@@ -98,6 +112,18 @@ def _exit_code(cs: dict[str, Any]) -> int:
     return 0
 
 
+def _changing(cs: dict[str, Any]) -> int:
+    """The nodes a rollback changes: not the ones it skips (nothing to return to)."""
+    return sum(1 for n in cs["nodes"] if not (n["status"] == "applied" and n.get("error")))
+
+
+def _note(node: dict[str, Any], changeset_error: str) -> str:
+    error = node.get("error") or ""
+    if error and error in changeset_error:
+        error = ""  # the ChangeSet's error quotes it: printed once, below the table
+    return str(error or node.get("waiting_for") or "")
+
+
 def _show(client: Client, cs: dict[str, Any], fmt: str) -> None:
     if fmt == "markdown":
         typer.echo(client.request("GET", f"/api/v1/compose/changesets/{cs['id']}/markdown").text)
@@ -106,9 +132,17 @@ def _show(client: Client, cs: dict[str, Any], fmt: str) -> None:
         typer.echo(json.dumps(cs, indent=2, default=str))
         return
     summary = cs.get("summary") or {}
+    if cs["kind"] == "rollback":
+        changing = _changing(cs)
+        skipped = len(cs["nodes"]) - changing
+        totals = f"rolls back {changing} node(s) of changeset {cs.get('rollback_of')}" + (
+            f" ({skipped} with nothing to return to)" if skipped else ""
+        )
+    else:
+        totals = f"+{summary.get('add', 0)} ~{summary.get('change', 0)} -{summary.get('destroy', 0)}"
     typer.echo(
         f"changeset {cs['id']} ({cs['kind']}) of {cs['environment']} at {(cs.get('commit') or '')[:12]}: "
-        f"{cs['status']}; +{summary.get('add', 0)} ~{summary.get('change', 0)} -{summary.get('destroy', 0)}"
+        f"{cs['status']}; {totals}"
     )
     rows = []
     for n in cs["nodes"]:
@@ -126,12 +160,12 @@ def _show(client: Client, cs: dict[str, Any], fmt: str) -> None:
                 if plan
                 else "",
                 "policy": "; ".join([f"deny: {m}" for m in denied] + [f"warn: {m}" for m in warned]),
-                "note": n.get("error") or n.get("waiting_for") or "",
+                "note": _note(n, cs.get("error") or ""),
             }
         )
     emit(rows, Format.table, ["node", "engine", "layer", "status", "changes", "policy", "note"])
     if cs.get("error"):
-        err.print(f"[red]{cs['error']}[/red]", highlight=False)
+        err.print(cs["error"], style="red", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -140,40 +174,48 @@ def register(app: typer.Typer) -> None:
     @app.command("plan")
     def plan(
         ctx: typer.Context,
-        repo: str = typer.Option(..., "--repo", help="Repository: git URL or path the server may read."),
-        env: str = typer.Option(..., "--env", help="Environment name (envs/<name>)."),
+        repo: str = typer.Option(
+            ..., "--repo", "-r", help="Repository: git URL or path the server may read."
+        ),
+        env: str = typer.Option(..., "--env", "-e", help="Environment name (envs/<name>)."),
         ref: str | None = REF,
-        fmt: str = typer.Option("table", "--format", "-f", help="table, json (the ChangeSet) or markdown"),
+        fmt: str = SHOW,
         wait: bool = WAIT,
         timeout: float = TIMEOUT,
     ) -> None:
-        """Plan an environment at one commit as a ChangeSet (every node's plan, policy verdicts)."""
-        if fmt not in ("table", "json", "markdown"):
-            fail("--format must be table, json or markdown", 2)
+        """Plan an environment at one commit as a ChangeSet; `xcf compose apply CHANGESET` applies exactly it."""
+        _format(fmt)
         client = _client(ctx)
         cs = _create(client, repo, env, ref, apply=False)
         if wait:
             cs = _wait(client, cs, SETTLED, timeout)
         _show(client, cs, fmt)
+        if cs["status"] in ("planned", "blocked"):
+            err.print(
+                f"changeset {cs['id']}: `xcf compose apply {cs['id']}` applies this plan", highlight=False
+            )
         raise typer.Exit(_exit_code(cs) if wait else 0)
 
     @app.command("apply")
     def apply(
         ctx: typer.Context,
         changeset: str | None = typer.Argument(
-            None, metavar="[CHANGESET]", help="Apply this planned ChangeSet."
+            None, metavar="CHANGESET", help="Apply this planned ChangeSet (its saved plans, no new plan)."
         ),
         repo: str | None = REPO,
         env: str | None = ENV,
         ref: str | None = REF,
-        fmt: str = typer.Option("table", "--format", "-f", help="table or json"),
+        fmt: str = SHOW,
         wait: bool = WAIT,
         timeout: float = TIMEOUT,
     ) -> None:
         """Apply a planned ChangeSet, or plan and apply `--repo/--env` in one go (approvals still apply)."""
+        _format(fmt)
         client = _client(ctx)
+        if changeset and (repo or env):
+            fail("give a CHANGESET (to apply its plan), or --repo and --env (to plan and apply), not both", 2)
         if changeset:
-            cs = client.json("POST", f"/api/v1/compose/changesets/{changeset}/apply")
+            cs = client.json("POST", f"/api/v1/compose/changesets/{changeset_id(client, changeset)}/apply")
         elif repo and env:
             cs = _create(client, repo, env, ref, apply=True)
         else:
@@ -186,16 +228,18 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status(
         ctx: typer.Context,
-        changeset: str | None = typer.Argument(None, metavar="[CHANGESET]"),
+        changeset: str | None = typer.Argument(None, metavar="CHANGESET", help="ID or unique prefix."),
         env: str | None = ENV,
-        fmt: str = typer.Option("table", "--format", "-f", help="table, json or markdown"),
+        fmt: str = SHOW,
     ) -> None:
         """A ChangeSet's nodes and verdicts; with --env only, what runs in the environment (targets)."""
         client = _client(ctx)
         if changeset:
-            cs = client.json("GET", f"/api/v1/compose/changesets/{changeset}")
+            _format(fmt)
+            cs = client.json("GET", f"/api/v1/compose/changesets/{changeset_id(client, changeset)}")
             _show(client, cs, fmt)
             return
+        _format(fmt, ("table", "json"))
         if not env:
             fail("give a CHANGESET or --env", 2)
         targets = client.json("GET", "/api/v1/compose/targets", params={"environment": env})
@@ -206,6 +250,7 @@ def register(app: typer.Typer) -> None:
                     "engine": t["engine"],
                     "layer": t["layer"],
                     "status": t["status"],
+                    "changeset": t["changeset"],
                     "applied": t["applied_at"],
                     "next check": t["next_check_at"] or "",
                     "drifted": t["drifted_at"] or "",
@@ -214,7 +259,7 @@ def register(app: typer.Typer) -> None:
                 for t in targets
             ],
             Format.json if fmt == "json" else Format.table,
-            ["node", "engine", "layer", "status", "applied", "next check", "drifted", "expires"],
+            ["node", "engine", "layer", "status", "changeset", "applied", "drifted", "expires"],
         )
 
     @app.command("list")
@@ -235,27 +280,41 @@ def register(app: typer.Typer) -> None:
         changeset: str = CHANGESET,
         reason: str | None = typer.Option(None, "--reason", help="Why (audited)."),
         node: list[str] | None = typer.Option(None, "--node", help="Approve only this node (repeatable)."),
-        fmt: str = typer.Option("table", "--format", "-f"),
+        wait: bool = typer.Option(
+            False, "--wait/--no-wait", help="Wait until the ChangeSet settles or waits for people again."
+        ),
+        timeout: float = TIMEOUT,
+        fmt: str = SHOW,
     ) -> None:
-        """Approve the nodes awaiting approval (all, or --node ones)."""
-        cs = _client(ctx).json(
+        """Approve the nodes awaiting approval (all, or --node ones); exit codes with --wait as `apply`."""
+        _format(fmt)
+        client = _client(ctx)
+        cs = client.json(
             "POST",
-            f"/api/v1/compose/changesets/{changeset}/approve",
+            f"/api/v1/compose/changesets/{changeset_id(client, changeset)}/approve",
             json={"reason": reason, "nodes": node or None},
         )
-        _show(_client(ctx), cs, fmt)
+        if wait:
+            cs = _wait(client, cs, APPLY_SETTLED if cs["apply_requested"] else SETTLED, timeout)
+        _show(client, cs, fmt)
+        if wait:
+            raise typer.Exit(_exit_code(cs))
 
     def _decision(ctx: typer.Context, changeset: str, verb: str, reason: str | None, fmt: str) -> None:
+        _format(fmt)
+        client = _client(ctx)
         body = {"reason": reason} if reason else None
-        cs = _client(ctx).json("POST", f"/api/v1/compose/changesets/{changeset}/{verb}", json=body)
-        _show(_client(ctx), cs, fmt)
+        cs = client.json(
+            "POST", f"/api/v1/compose/changesets/{changeset_id(client, changeset)}/{verb}", json=body
+        )
+        _show(client, cs, fmt)
 
     @app.command("reject")
     def reject(
         ctx: typer.Context,
         changeset: str = CHANGESET,
         reason: str = typer.Option(..., "--reason", help="Why (audited)."),
-        fmt: str = typer.Option("table", "--format", "-f"),
+        fmt: str = SHOW,
     ) -> None:
         """Reject the ChangeSet: nothing more of it is applied; its planned runs are discarded."""
         _decision(ctx, changeset, "reject", reason, fmt)
@@ -265,22 +324,20 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         changeset: str = CHANGESET,
         reason: str = typer.Option(..., "--reason", help="Why the policy is overridden (audited)."),
-        fmt: str = typer.Option("table", "--format", "-f"),
+        fmt: str = SHOW,
     ) -> None:
         """Let a ChangeSet blocked by a mandatory policy go on (admins only)."""
         _decision(ctx, changeset, "override", reason, fmt)
 
     @app.command("discard")
-    def discard(
-        ctx: typer.Context, changeset: str = CHANGESET, fmt: str = typer.Option("table", "--format", "-f")
-    ) -> None:
+    def discard(ctx: typer.Context, changeset: str = CHANGESET, fmt: str = SHOW) -> None:
         """Drop a ChangeSet that is not applying yet."""
         _decision(ctx, changeset, "discard", None, fmt)
 
     @app.command("check")
     def check(
         ctx: typer.Context,
-        env: str = typer.Option(..., "--env", help="Environment name."),
+        env: str = typer.Option(..., "--env", "-e", help="Environment name."),
         node: list[str] | None = typer.Option(None, "--node", help="Only this node (repeatable)."),
         output: Format = OUTPUT,
     ) -> None:
@@ -297,13 +354,14 @@ def register(app: typer.Typer) -> None:
         reason: str | None = typer.Option(None, "--reason", help="Why (audited)."),
         wait: bool = WAIT,
         timeout: float = TIMEOUT,
-        fmt: str = typer.Option("table", "--format", "-f"),
+        fmt: str = SHOW,
     ) -> None:
         """Return every node the ChangeSet changed to its pre-change version, in reverse DAG order."""
+        _format(fmt)
         client = _client(ctx)
         cs = client.json(
             "POST",
-            f"/api/v1/compose/changesets/{changeset}/rollback",
+            f"/api/v1/compose/changesets/{changeset_id(client, changeset)}/rollback",
             json={"reason": reason} if reason else None,
         )
         if wait:

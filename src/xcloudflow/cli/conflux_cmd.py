@@ -42,6 +42,22 @@ def config_path(address: str) -> str:
     return "/api/v1/conflux/configs/" + "/".join(quote(p, safe="") for p in _parts(address, 4))
 
 
+def read_text(file: str | Path, what: str) -> str:
+    """A file's text ('-': standard input), or a one-line error (exit 1) that says which file and why."""
+    if str(file) == "-":
+        return sys.stdin.read()
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"{what} {file}: no such file")
+    except IsADirectoryError:
+        fail(f"{what} {file}: is a directory, not a file")
+    except UnicodeDecodeError as exc:
+        fail(f"{what} {file}: not UTF-8 text (byte {exc.start})")
+    except OSError as exc:
+        fail(f"{what} {file}: {exc.strerror or exc}")
+
+
 def _record(data: dict[str, Any], fmt: Format) -> None:
     if fmt is Format.json:
         emit(data, fmt)
@@ -102,7 +118,7 @@ def publish(
 ) -> None:
     """Publish a new version (validated by the server against the format and schema)."""
     client = _client(ctx)
-    content = sys.stdin.read() if file == "-" else Path(file).read_text()
+    content = read_text(file, "content file")
     path = config_path(address)
     if fmt is not None and client.request("GET", path, ok=(200, 404)).status_code == 404:
         client.json("PUT", path, json={"format": fmt})
@@ -256,7 +272,7 @@ def policy(
     ctx: typer.Context,
     address: str = ADDRESS,
     file: Path = typer.Option(
-        None, "--file", "-f", help='Replace the rules with this JSON/YAML: {"rules": [...]}', exists=True
+        None, "--file", "-f", help='Replace the rules with this JSON/YAML: {"rules": [...]}'
     ),
     clear: bool = typer.Option(
         False, "--clear", help="Remove every rule (only the stable version is served)."
@@ -271,9 +287,20 @@ def policy(
     if file is not None:
         import yaml
 
-        body = yaml.safe_load(file.read_text())
+        text = read_text(file, "policy file")
+        try:
+            body = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            fail(f"policy file {file}{where}: not valid YAML or JSON: {problem}")
         if isinstance(body, list):
             body = {"rules": body}
+        if not isinstance(body, dict):
+            fail(
+                f'policy file {file}: expected {{"rules": [...]}} or a list of rules, got {type(body).__name__}'
+            )
         data = client.json("PUT", path, json=body)
     elif clear:
         data = client.json("PUT", path, json={"rules": []})

@@ -47,9 +47,12 @@ def token_list(ctx: typer.Context, output: Format = OUTPUT) -> None:
 
 
 @token_app.command("revoke")
-def token_revoke(ctx: typer.Context, token_id: int = typer.Argument(...)) -> None:
+def token_revoke(ctx: typer.Context, token_id: int = typer.Argument(...), output: Format = OUTPUT) -> None:
     """Revoke a token by id."""
     revoked = _client(ctx).json("DELETE", f"/api/v1/tokens/{token_id}")
+    if output is Format.json:
+        emit(revoked, output)
+        return
     typer.echo(f"token {revoked['id']} revoked at {revoked['revoked_at']}")
 
 
@@ -68,3 +71,16 @@ def user_create(
 def user_list(ctx: typer.Context, output: Format = OUTPUT) -> None:
     """List the users of your organization."""
     emit(_client(ctx).json("GET", "/api/v1/users"), output, ["name", "role", "created_at", "disabled"])
+
+
+def whoami(ctx: typer.Context, output: Format = OUTPUT) -> None:
+    """Who the token is: user, organization, role and token id (checks the server and the token)."""
+    client = _client(ctx)
+    me = client.json("GET", "/api/v1/whoami")
+    if output is Format.json:
+        emit({**me, "server": client.server}, output)
+        return
+    typer.echo(
+        f"{me['user']} ({me['role']}) in organization {me['organization']}, token {me['token_id']}, "
+        f"on {client.server}"
+    )

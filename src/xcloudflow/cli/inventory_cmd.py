@@ -25,8 +25,16 @@ RESOURCE_COLUMNS = ["stable_uid", "tool", "project", "stack", "type", "addr", "c
 EVENT_COLUMNS = ["at", "state_version", "action", "addr", "changes"]
 
 
+UID = typer.Argument(..., metavar="UID", help="The resource's stable_uid or a unique prefix of it.")
+
+
 def _client(ctx: typer.Context) -> Client:
     return Client(ctx.obj["server"], ctx.obj["token"])
+
+
+def _uid(client: Client, given: str) -> str:
+    params = {"limit": 500, "include_deleted": "true"}
+    return client.resolve_id(given, "resource", "/api/v1/resources", params, key="stable_uid")
 
 
 def _all_pages(client: Client, path: str, params: dict[str, Any], limit: int | None) -> list[dict[str, Any]]:
@@ -87,9 +95,10 @@ def inventory_list(
 
 
 @inventory_app.command("show")
-def inventory_show(ctx: typer.Context, uid: str = typer.Argument(...), output: Format = OUTPUT) -> None:
+def inventory_show(ctx: typer.Context, uid: str = UID, output: Format = OUTPUT) -> None:
     """A resource: placement, redacted attributes and its dependency edges."""
-    data = _client(ctx).json("GET", f"/api/v1/resources/{uid}")
+    client = _client(ctx)
+    data = client.json("GET", f"/api/v1/resources/{_uid(client, uid)}")
     if output is Format.json:
         emit(data, output)
         return
@@ -111,13 +120,14 @@ def _changes(event: dict[str, Any]) -> str:
 @inventory_app.command("history")
 def inventory_history(
     ctx: typer.Context,
-    uid: str = typer.Argument(...),
+    uid: str = UID,
     limit: int = typer.Option(50, "--limit"),
     output: Format = OUTPUT,
 ) -> None:
     """A resource's events, newest first, with what each one changed."""
+    client = _client(ctx)
     items = _all_pages(
-        _client(ctx), f"/api/v1/resources/{uid}/history", {"limit": min(max(limit, 1), 500)}, limit
+        client, f"/api/v1/resources/{_uid(client, uid)}/history", {"limit": min(max(limit, 1), 500)}, limit
     )
     if output is Format.json:
         emit(items, output)
@@ -142,7 +152,7 @@ def inventory_errors(
 @graph_app.command("blast-radius")
 def blast_radius(
     ctx: typer.Context,
-    uid: str = typer.Argument(...),
+    uid: str = UID,
     direction: str = typer.Option(
         "downstream", "--direction", help="downstream (what depends on it) or upstream."
     ),
@@ -152,8 +162,11 @@ def blast_radius(
     """What breaks if UID goes (downstream), or what UID needs (upstream), with distances."""
     if direction not in ("downstream", "upstream"):
         fail("--direction is downstream or upstream", 2)
-    data = _client(ctx).json(
-        "GET", f"/api/v1/graph/blast-radius/{uid}", params={"direction": direction, "max_depth": max_depth}
+    client = _client(ctx)
+    data = client.json(
+        "GET",
+        f"/api/v1/graph/blast-radius/{_uid(client, uid)}",
+        params={"direction": direction, "max_depth": max_depth},
     )
     if output is Format.json:
         emit(data, output)
@@ -167,11 +180,11 @@ def graph_export(
     stack: list[str] = typer.Option(None, "--stack", "-s", help="Repeatable; default every stack."),
     project: str = typer.Option(None, "--project", "-p"),
     tool: str = typer.Option(None, "--tool"),
-    fmt: str = typer.Option("dot", "--format", "-f", help="dot, mermaid or json."),
+    fmt: str = typer.Option("dot", "--output", "-o", "--format", help="dot, mermaid or json."),
 ) -> None:
     """Print the dependency graph of some stacks (cross-stack edges included) for Graphviz or Mermaid."""
     if fmt not in ("dot", "mermaid", "json"):
-        fail("--format is dot, mermaid or json", 2)
+        fail("--output is dot, mermaid or json", 2)
     params: dict[str, Any] = {"format": fmt}
     if stack:
         params["stack"] = list(stack)

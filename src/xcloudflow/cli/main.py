@@ -17,6 +17,7 @@ from xcloudflow.cli import (
     run_cmd,
     secret_cmd,
     state_cmd,
+    terraform_cmd,
     workspace_cmd,
 )
 
@@ -29,11 +30,22 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from xcloudflow import __version__
+
+        typer.echo(f"xcf {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
     server: str = typer.Option(None, envvar="XCF_SERVER", help="Server URL (default http://127.0.0.1:8080)."),
     token: str = typer.Option(None, envvar="XCF_TOKEN", help="API token.", show_default=False),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     ctx.obj = {"server": server, "token": token}
 
@@ -41,6 +53,7 @@ def root(
 admin_cmd.register(app)
 app.add_typer(iam_cmd.token_app, name="token")
 app.add_typer(iam_cmd.user_app, name="user")
+app.command("whoami")(iam_cmd.whoami)
 app.add_typer(state_cmd.state_app, name="state")
 app.add_typer(state_cmd.pulumi_app, name="pulumi")
 app.command("backend-config")(state_cmd.backend_config)
@@ -55,6 +68,7 @@ app.add_typer(conflux_cmd.conflux_app, name="conflux")
 app.add_typer(gitops_cmd.gitops_app, name="gitops")
 app.add_typer(secret_cmd.secret_app, name="secret")
 app.add_typer(provider_cmd.provider_app, name="provider")
+terraform_cmd.register(app)
 
 
 def main() -> None:

@@ -26,7 +26,11 @@ from xcloudflow.cli.workspace_cmd import ADDRESS, emit_record, workspace_path
 
 run_app = typer.Typer(help="Terraform runs: plan, apply, confirm, follow logs.", no_args_is_help=True)
 OUTPUT = typer.Option(Format.table, "--output", "-o", help="table or json")
-RUN_ID = typer.Argument(..., metavar="RUN_ID", help="The run's ID (shown when it starts, and by `run list`).")
+RUN_ID = typer.Argument(
+    ...,
+    metavar="RUN_ID",
+    help="The run's ID or a unique prefix of it (shown when it starts, and by `run list`).",
+)
 TARGETS = typer.Option(None, "--target", help="Limit to this resource address (repeatable).")
 FINAL_STAGES = ("planned_and_finished", "applied", "errored", "canceled", "discarded")
 RECONNECTS = 5
@@ -34,6 +38,11 @@ RECONNECTS = 5
 
 def _client(ctx: typer.Context) -> Client:
     return Client(ctx.obj["server"], ctx.obj["token"])
+
+
+def run_id_of(client: Client, given: str) -> str:
+    """The full ID of RUN_ID (an ID, or a unique prefix of one, like git)."""
+    return client.resolve_id(given, "run", "/api/v1/runs", {"limit": 500})
 
 
 def summary_text(run: dict[str, Any]) -> str:
@@ -189,7 +198,7 @@ class _Follower:
             if live is not None:
                 live.stop()
             err.print(
-                f"stopped following {_label(self.run)}; it goes on: `xcf run logs -f {self.run['id']}` "
+                f"stopped following {_label(self.run)}; it goes on: `xcf run logs --follow {self.run['id']}` "
                 f"follows it again, `xcf run cancel {self.run['id']}` stops it",
                 highlight=False,
             )
@@ -257,7 +266,8 @@ def _started(run: dict[str, Any], output: Format, no_wait: bool) -> None:
         else:
             typer.echo(run["id"])
             err.print(
-                f"{_label(run)} is {run['stage']}: `xcf run logs -f {run['id']}` follows it", highlight=False
+                f"{_label(run)} is {run['stage']}: `xcf run logs --follow {run['id']}` follows it",
+                highlight=False,
             )
         return
     where = f" ({run['queue_position']} ahead)" if run.get("queue_position") else ""
@@ -335,7 +345,7 @@ def run_confirm(
 ) -> None:
     """Apply a planned run's saved plan and follow the apply (refused when the state moved since)."""
     client = _client(ctx)
-    run = client.json("POST", f"/api/v1/runs/{run_id}/confirm")
+    run = client.json("POST", f"/api/v1/runs/{run_id_of(client, run_id)}/confirm")
     if no_wait:
         if output is Format.json:
             emit(run, output)
@@ -347,7 +357,8 @@ def run_confirm(
 
 
 def _act(ctx: typer.Context, run_id: str, action: str, output: Format) -> None:
-    run = _client(ctx).json("POST", f"/api/v1/runs/{run_id}/{action}")
+    client = _client(ctx)
+    run = client.json("POST", f"/api/v1/runs/{run_id_of(client, run_id)}/{action}")
     if output is Format.json:
         emit(run, output)
         return
@@ -369,7 +380,8 @@ def run_cancel(ctx: typer.Context, run_id: str = RUN_ID, output: Format = OUTPUT
 @run_app.command("show")
 def run_show(ctx: typer.Context, run_id: str = RUN_ID, output: Format = OUTPUT) -> None:
     """Show a run: stage, plan summary, error, history."""
-    run = _client(ctx).json("GET", f"/api/v1/runs/{run_id}")
+    client = _client(ctx)
+    run = client.json("GET", f"/api/v1/runs/{run_id_of(client, run_id)}")
     if output is Format.json:
         emit(run, output)
         return
@@ -390,7 +402,7 @@ def run_show(ctx: typer.Context, run_id: str = RUN_ID, output: Format = OUTPUT) 
 @run_app.command("list")
 def run_list(
     ctx: typer.Context,
-    address: str = typer.Argument(None, metavar="[PROJECT/NAME]", help="Only this workspace's runs."),
+    address: str = typer.Argument(None, metavar="PROJECT/NAME", help="Only this workspace's runs."),
     stage: str = typer.Option(None, "--stage", help="Only runs in this stage."),
     limit: int = typer.Option(20, "--limit", min=1, help="At most this many, newest first."),
     output: Format = OUTPUT,
@@ -413,7 +425,7 @@ def run_list(
     from rich import box
     from rich.table import Table
 
-    from xcloudflow.cli.output import out
+    from xcloudflow.cli.output import print_table
 
     table = Table("id", "#", "workspace", "kind", "stage", "changes", "created", box=box.SIMPLE_HEAD)
     table.columns[0].no_wrap = True  # the ID is what the other commands take: never cut it
@@ -429,17 +441,18 @@ def run_list(
         table.add_row(
             item["id"], str(item["number"]), item["workspace"], item["kind"], item["stage"], changes, created
         )
-    out.print(table)
+    print_table(table)
 
 
 @run_app.command("logs")
 def run_logs(
     ctx: typer.Context,
     run_id: str = RUN_ID,
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run stops."),
+    follow: bool = typer.Option(False, "--follow", help="Keep printing until the run stops."),
 ) -> None:
-    """Print a run's log (plan, then apply); with -f, follow it live."""
+    """Print a run's log (plan, then apply); with --follow, follow it live."""
     client = _client(ctx)
+    run_id = run_id_of(client, run_id)
     if follow:
         run = client.json("GET", f"/api/v1/runs/{run_id}")
         _Follower(client, run, logs_to_stderr=False).follow()

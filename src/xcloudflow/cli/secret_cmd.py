@@ -28,7 +28,10 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
         if not key:
             fail(f"expected KEY=VALUE, got {pair.split('=')[0]!r}=...", 2)
         if not sep:
-            value = typer.prompt(f"value of {key}", hide_input=True)
+            # end of input aborts (exit 1); an empty line is refused: never an empty secret
+            value = typer.prompt(f"value of {key}", hide_input=True, default="", show_default=False)
+            if not value:
+                fail(f"no value given for key {key}: nothing was set", 2)
         if key in data:
             fail(f"key {key} given twice", 2)
         data[key] = value
@@ -40,11 +43,15 @@ def set_secret(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Secret name (what a ConfluxConfig's secretsRef.name names)."),
     pairs: list[str] = typer.Argument(..., metavar="KEY=VALUE...", help="Keys to set; a bare KEY prompts."),
+    output: Format = OUTPUT,
 ) -> None:
     """Set keys of a secret (created if missing; other keys keep their values)."""
     data = parse_pairs(pairs)
     resp = _client(ctx).request("PUT", f"/api/v1/secrets/{name}", json={"data": data})
     body = resp.json()
+    if output is Format.json:
+        emit(body, output)
+        return
     verb = "created" if resp.status_code == 201 else "updated"
     out.print(f"secret {body['name']} {verb}: keys {', '.join(body['keys'])}", highlight=False)
 
@@ -65,7 +72,11 @@ def delete_secret(
     ctx: typer.Context,
     name: str = typer.Argument(...),
     key: str = typer.Option(None, "--key", "-k", help="Delete only this key."),
+    output: Format = OUTPUT,
 ) -> None:
     """Delete a secret, or one of its keys."""
-    _client(ctx).request("DELETE", f"/api/v1/secrets/{name}", params={"key": key} if key else None)
+    resp = _client(ctx).request("DELETE", f"/api/v1/secrets/{name}", params={"key": key} if key else None)
+    if output is Format.json:
+        emit(resp.json() if resp.content else {"name": name, "key": key, "deleted": True}, output)
+        return
     out.print(f"deleted key {key} of secret {name}" if key else f"deleted secret {name}", highlight=False)

@@ -149,6 +149,7 @@ def state_push(
     stack: str = STACK,
     tool: str = TOOL,
     lock_id: str | None = typer.Option(None, "--lock-id", help="The lock ID when you hold the lock."),
+    output: Format = OUTPUT,
 ) -> None:
     """Store FILE as a new version (validated by the server)."""
     data = file.read_bytes()
@@ -163,6 +164,9 @@ def state_push(
         headers={"Content-MD5": md5, "Content-Type": "application/json"},
     )
     head = _client(ctx).json("GET", _api(tool, project, stack))
+    if output is Format.json:
+        emit(head, output)
+        return
     typer.echo(f"stored {tool}/{project}/{stack} version {head['head_version']}")
 
 
@@ -173,9 +177,10 @@ def state_import(
     project: str = PROJECT,
     stack: str = STACK,
     tool: str = TOOL,
+    output: Format = OUTPUT,
 ) -> None:
     """Import a state file (Terraform state or `pulumi stack export` output)."""
-    state_push(ctx, file, project, stack, tool, None)
+    state_push(ctx, file, project, stack, tool, None, output)
 
 
 @state_app.command("lock")
@@ -185,6 +190,7 @@ def state_lock(
     stack: str = STACK,
     tool: str = TOOL,
     reason: str = typer.Option("", help="Shown to whoever finds it locked."),
+    output: Format = OUTPUT,
 ) -> None:
     """Take the lock (prints the lock ID to pass to unlock)."""
     import getpass
@@ -201,21 +207,31 @@ def state_lock(
         "Path": "",
     }
     _client(ctx).request("LOCK", _backend(tool, project, stack), json=info)
+    if output is Format.json:
+        emit(info, output)
+        return
     typer.echo(info["ID"])
 
 
 @state_app.command("unlock")
 def state_unlock(
     ctx: typer.Context,
+    lock_id: str | None = typer.Argument(
+        None, metavar="LOCK_ID", help="The lock's ID (as `terraform force-unlock LOCK_ID`)."
+    ),
     project: str = PROJECT,
     stack: str = STACK,
     tool: str = TOOL,
-    lock_id: str = typer.Option(None, "--lock-id"),
-    force: bool = typer.Option(False, "--force", help="Break someone else's lock."),
+    lock_id_option: str | None = typer.Option(None, "--lock-id", help="Same as LOCK_ID.", hidden=True),
+    force: bool = typer.Option(False, "--force", help="Break the lock whoever holds it (audited)."),
+    output: Format = OUTPUT,
 ) -> None:
-    """Release the lock with its ID, or break it with --force (audited)."""
+    """Release the lock LOCK_ID (`xcf state show` prints it), or break any lock with --force (audited)."""
+    if lock_id and lock_id_option and lock_id != lock_id_option:
+        fail("LOCK_ID and --lock-id differ: give one", 2)
+    lock_id = lock_id or lock_id_option
     if not lock_id and not force:
-        fail("pass --lock-id, or --force to break the lock", 2)
+        fail("give the LOCK_ID (`xcf state show` prints it), or --force to break the lock", 2)
     content = json.dumps({"ID": lock_id}) if lock_id else b""
     _client(ctx).request(
         "UNLOCK",
@@ -223,7 +239,45 @@ def state_unlock(
         content=content,
         headers={"Content-Type": "application/json"},
     )
+    if output is Format.json:
+        emit({"tool": tool, "project": project, "stack": stack, "unlocked": True, "ID": lock_id}, output)
+        return
     typer.echo("unlocked")
+
+
+@state_app.command("outputs")
+def state_outputs(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, metavar="NAME", help="Print only this output's value."),
+    project: str = PROJECT,
+    stack: str = STACK,
+    tool: str = TOOL,
+    raw: bool = typer.Option(False, "--raw", help="With NAME: a string printed as is (no quotes)."),
+    output: Format = OUTPUT,
+) -> None:
+    """The head version's outputs, like `terraform output` (sensitive values: by NAME, for writers)."""
+    data = _client(ctx).json("GET", _api(tool, project, stack) + "/outputs")
+    outputs: dict[str, dict[str, object]] = data["outputs"]
+    if name is not None:
+        if name not in outputs:
+            known = ", ".join(sorted(outputs)) or "none"
+            fail(f"no output {name} in {tool}/{project}/{stack} version {data['version']} (outputs: {known})")
+        value = outputs[name]["value"]
+        if output is Format.json:
+            emit(value, output)
+        elif raw and isinstance(value, str):
+            typer.echo(value)
+        else:
+            typer.echo(json.dumps(value))
+        return
+    if output is Format.json:
+        emit(data, output)
+        return
+    if not outputs:
+        typer.echo(f"{tool}/{project}/{stack} version {data['version']} has no outputs", err=True)
+    for key, item in sorted(outputs.items()):
+        # like `terraform output`: a sensitive value only when asked for by NAME
+        typer.echo(f"{key} = " + ("<sensitive>" if item.get("sensitive") else json.dumps(item.get("value"))))
 
 
 @state_app.command("rollback")
@@ -233,9 +287,13 @@ def state_rollback(
     project: str = PROJECT,
     stack: str = STACK,
     tool: str = TOOL,
+    output: Format = OUTPUT,
 ) -> None:
     """Write a new version with VERSION's content (serial and lineage fixed up for Terraform)."""
     new = _client(ctx).json("POST", _api(tool, project, stack) + "/rollback", json={"version": version})
+    if output is Format.json:
+        emit(new, output)
+        return
     typer.echo(
         f"version {new['version']} now holds the content of version {version} (serial {new['serial']})"
     )
@@ -264,16 +322,26 @@ def state_diff(
 
 
 @state_app.command("delete")
-def state_delete(ctx: typer.Context, project: str = PROJECT, stack: str = STACK, tool: str = TOOL) -> None:
+def state_delete(
+    ctx: typer.Context, project: str = PROJECT, stack: str = STACK, tool: str = TOOL, output: Format = OUTPUT
+) -> None:
     """Soft-delete a stack (restorable for XCF_STATE_RETENTION_DAYS)."""
-    _client(ctx).request("DELETE", _api(tool, project, stack))
+    resp = _client(ctx).request("DELETE", _api(tool, project, stack))
+    if output is Format.json:
+        emit(resp.json() if resp.content else {}, output)
+        return
     typer.echo(f"deleted {tool}/{project}/{stack}; `xcf state restore` brings it back")
 
 
 @state_app.command("restore")
-def state_restore(ctx: typer.Context, project: str = PROJECT, stack: str = STACK, tool: str = TOOL) -> None:
+def state_restore(
+    ctx: typer.Context, project: str = PROJECT, stack: str = STACK, tool: str = TOOL, output: Format = OUTPUT
+) -> None:
     """Restore a soft-deleted stack."""
-    _client(ctx).request("POST", _api(tool, project, stack) + "/restore")
+    resp = _client(ctx).request("POST", _api(tool, project, stack) + "/restore")
+    if output is Format.json:
+        emit(resp.json() if resp.content else {}, output)
+        return
     typer.echo(f"restored {tool}/{project}/{stack}")
 
 
@@ -284,16 +352,31 @@ def state_purge_version(
     project: str = PROJECT,
     stack: str = STACK,
     tool: str = TOOL,
+    output: Format = OUTPUT,
 ) -> None:
     """Erase one version's content for good (admins; e.g. a leaked secret)."""
-    _client(ctx).request("DELETE", _api(tool, project, stack) + f"/versions/{version}")
+    resp = _client(ctx).request("DELETE", _api(tool, project, stack) + f"/versions/{version}")
+    if output is Format.json:
+        emit(resp.json() if resp.content else {"version": version, "purged": True}, output)
+        return
     typer.echo(f"purged version {version}")
 
 
-def backend_config(ctx: typer.Context, project: str = PROJECT, stack: str = STACK) -> None:
-    """Print a ready `backend "http"` block and the TF_HTTP_PASSWORD line."""
+def backend_config(
+    ctx: typer.Context,
+    project: str = PROJECT,
+    stack: str = STACK,
+    env: bool = typer.Option(
+        False, "--env", help='Print the shell line instead: eval "$(xcf backend-config ... --env)".'
+    ),
+) -> None:
+    """Print a `backend "http"` block (pure HCL: `> backend.tf`); the password line goes to stderr."""
     import os
 
+    env_line = 'export TF_HTTP_PASSWORD="$XCF_TOKEN"'
+    if env:
+        typer.echo(env_line)
+        return
     server = (ctx.obj.get("server") or os.environ.get("XCF_SERVER") or "http://127.0.0.1:8080").rstrip("/")
     address = f"{server}/terraform/state/{project}/{stack}"
     typer.echo(
@@ -306,10 +389,9 @@ def backend_config(ctx: typer.Context, project: str = PROJECT, stack: str = STAC
         '    unlock_method  = "UNLOCK"\n'
         '    username       = "xcf"\n'
         "  }\n"
-        "}\n\n"
-        "# the password is your API token; keep it out of the configuration:\n"
-        'export TF_HTTP_PASSWORD="$XCF_TOKEN"'
+        "}"
     )
+    typer.echo(f"# the password is your API token; keep it out of the configuration: {env_line}", err=True)
 
 
 def _pulumi() -> str:
@@ -350,4 +432,4 @@ def pulumi_push(
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(tmp) / "stack.json"
         subprocess.run([exe, "stack", "export", "--stack", pulumi_stack, "--file", str(dest)], check=True)
-        state_push(ctx, dest, project, stack, "pulumi", None)
+        state_push(ctx, dest, project, stack, "pulumi", None, Format.table)

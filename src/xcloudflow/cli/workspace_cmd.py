@@ -241,12 +241,16 @@ def workspace_delete(
     ctx: typer.Context,
     address: str = ADDRESS,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    output: Format = OUTPUT,
 ) -> None:
     """Delete a workspace with its code versions, variables and runs."""
     path = workspace_path(address)
     if not yes:
-        typer.confirm(f"delete workspace {address}?", abort=True)
+        typer.confirm(f"delete workspace {address}?", abort=True, err=True)
     _client(ctx).request("DELETE", path)
+    if output is Format.json:
+        emit({"workspace": address, "deleted": True}, output)
+        return
     typer.echo(f"deleted workspace {address}")
 
 
@@ -255,16 +259,23 @@ def workspace_lock(
     ctx: typer.Context,
     address: str = ADDRESS,
     reason: str = typer.Option("", "--reason", help="Shown to whoever finds it locked."),
+    output: Format = OUTPUT,
 ) -> None:
     """Lock a workspace: no new run starts until it is unlocked."""
     ws = _client(ctx).json("POST", workspace_path(address) + "/lock", json={"reason": reason})
+    if output is Format.json:
+        emit(ws, output)
+        return
     typer.echo(f"locked {address}" + (f": {ws['lock_reason']}" if ws.get("lock_reason") else ""))
 
 
 @workspace_app.command("unlock")
-def workspace_unlock(ctx: typer.Context, address: str = ADDRESS) -> None:
+def workspace_unlock(ctx: typer.Context, address: str = ADDRESS, output: Format = OUTPUT) -> None:
     """Unlock a workspace."""
-    _client(ctx).request("POST", workspace_path(address) + "/unlock")
+    resp = _client(ctx).request("POST", workspace_path(address) + "/unlock")
+    if output is Format.json:
+        emit(resp.json() if resp.content else {"workspace": address, "locked": False}, output)
+        return
     typer.echo(f"unlocked {address}")
 
 
@@ -410,14 +421,18 @@ def vars_list(ctx: typer.Context, address: str = ADDRESS, output: Format = OUTPU
     emit(items, output, ["category", "key", "value", "hcl", "sensitive", "description"])
 
 
-def _read_value(value: str, key: str) -> str:
+def _read_value(value: str, key: str, sensitive: bool) -> str:
     if value != "-":
         return value
     if sys.stdin.isatty():
         entered: str = typer.prompt(f"value of {key}", hide_input=True)
-        return entered
-    text = sys.stdin.read()
-    return text[:-1] if text.endswith("\n") else text  # `echo` adds one; keep the rest as given
+    else:
+        text = sys.stdin.read()
+        entered = text[:-1] if text.endswith("\n") else text  # `echo` adds one; keep the rest as given
+    if sensitive and not entered:
+        # an empty pipe (`cat missing-file | ...`) would silently store an empty secret
+        fail(f"standard input gave no value for sensitive variable {key}: nothing was set", 2)
+    return entered
 
 
 @vars_app.command("set")
@@ -434,7 +449,7 @@ def vars_set(
 ) -> None:
     """Create or replace a variable. Pass VALUE as `-` to keep secrets out of shell history."""
     path = workspace_path(address) + f"/vars/{_category(env)}/{quote(key, safe='')}"
-    body: dict[str, Any] = {"value": _read_value(value, key), "hcl": hcl, "sensitive": sensitive}
+    body: dict[str, Any] = {"value": _read_value(value, key, sensitive), "hcl": hcl, "sensitive": sensitive}
     if description is not None:
         body["description"] = description
     saved = _client(ctx).json("PUT", path, json=body)
@@ -454,8 +469,12 @@ def vars_delete(
     address: str = ADDRESS,
     key: str = typer.Argument(..., metavar="KEY"),
     env: bool = typer.Option(False, "--env", help="An environment variable (default: Terraform)."),
+    output: Format = OUTPUT,
 ) -> None:
     """Delete a variable."""
     path = workspace_path(address) + f"/vars/{_category(env)}/{quote(key, safe='')}"
     _client(ctx).request("DELETE", path)
+    if output is Format.json:
+        emit({"workspace": address, "category": _category(env), "key": key, "deleted": True}, output)
+        return
     typer.echo(f"deleted {_category(env)} variable {key} of {address}")

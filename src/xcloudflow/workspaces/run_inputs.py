@@ -88,7 +88,7 @@ def _tfvars_keys(name: str, text: str) -> set[str] | None:
         return None
 
 
-def _required_check(where: str, files: dict[str, str], values: Iterable[str], fix: str) -> None:
+def _required_check(where: str, files: dict[str, str], values: Iterable[str], workspace: str) -> None:
     """Raise Invalid for the first variable declared without a default that has no value."""
     config = {p: t for p, t in files.items() if p.endswith((".tf", ".tofu"))}
     declared = _declared_variables(config)
@@ -107,7 +107,8 @@ def _required_check(where: str, files: dict[str, str], values: Iterable[str], fi
     for var in sorted(declared):
         if not declared[var] and var not in given:
             raise Invalid(
-                f"variable {var} has no value in {where}: set it with {fix}/{var}",
+                f"variable {var} has no value in {where}: set it with "
+                f"`xcf workspace vars set {workspace} {var} VALUE` (PUT /api/v1/workspaces/{workspace}/vars/terraform/{var})",
                 details={"variable": var},
             )
 
@@ -222,7 +223,7 @@ def run_inputs(
         return inputs
     given = [*inputs.tfvars, *inputs.hcl_vars]
     given += [k[len("TF_VAR_") :] for k in inputs.env if k.startswith("TF_VAR_")]
-    fix = f"PUT /api/v1/workspaces/{address(ws)}/vars/terraform"
+    fix = address(ws)
     if code is not None:
         data = code_archive(session=session, keyring=keyring, code_version_id=code.id)
         files = _root_module_files(data, ws.working_directory)
