@@ -26,11 +26,17 @@ def options(ctx: AppContext) -> sync.SyncOptions:
 @router.post("/sources", response_model=SourceCreated, status_code=201)
 def create_source(request: Request, body: SourceCreate, who: Principal = Depends(principal)) -> SourceCreated:
     """Register a ConfluxSource (writers): the flat body or the seed's `kind: ConfluxSource` document.
-    The answer carries the webhook secret, shown only here."""
+    The URL is checked here (422 with the reason: https, ssh, user@host:path, file:// or a path under
+    XCF_GITOPS_LOCAL_ROOTS). The answer carries the webhook secret, shown only here."""
     ctx = app_context(request)
     with ctx.db.write() as session:
         return service.create_source(
-            session=session, keyring=ctx.keyring, principal=who, ctx=audit_context(request, who), body=body
+            session=session,
+            keyring=ctx.keyring,
+            principal=who,
+            ctx=audit_context(request, who),
+            body=body,
+            local_roots=options(ctx).local_roots,
         )
 
 

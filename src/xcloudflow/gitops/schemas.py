@@ -55,6 +55,11 @@ class SourceCreate(BaseModel):
         description="a secret with keys username and password, for https repositories",
     )
     suspend: bool = False
+    prune: bool = Field(
+        default=False,
+        description="delete configs this source published whose document was removed from Git "
+        "(off by default, as in Argo CD: they are then reported in status.orphans)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -86,9 +91,20 @@ class DocumentResult(BaseModel):
     path: str = Field(description="repository file (and #N for a later document of the file)")
     line: int | None = None
     address: str | None = Field(default=None, description="tenant/application/environment/name")
-    result: Literal["published", "unchanged", "failed"]
+    result: Literal["published", "unchanged", "failed", "pruned"]
     version: int | None = None
     message: str | None = None
+
+
+class OrphanedConfig(BaseModel):
+    """A config this source published whose document is gone from Git (Argo CD: OutOfSync, requires
+    pruning). It stays in Conflux until pruned (spec.prune) or deleted by hand."""
+
+    address: str = Field(description="tenant/application/environment/name")
+    path: str = Field(description="the repository file that defined it")
+    version: int | None = Field(default=None, description="its latest version, published by this source")
+    requires_pruning: bool = True
+    message: str
 
 
 class SourceStatus(BaseModel):
@@ -98,8 +114,15 @@ class SourceStatus(BaseModel):
     last_synced_at: datetime | None
     last_attempt_at: datetime | None
     next_sync_at: datetime | None
+    sync_status: Literal["Synced", "OutOfSync", "Unknown"] = Field(
+        description="as Argo CD: OutOfSync while documents failed, orphans wait for pruning or the "
+        "fetched commit is not synced"
+    )
     conditions: list[Condition]
     documents: list[DocumentResult]
+    orphans: list[OrphanedConfig] = Field(
+        default_factory=list, description="configs published by this source whose document left Git"
+    )
 
 
 class SourceOut(BaseModel):
@@ -110,6 +133,7 @@ class SourceOut(BaseModel):
     path: str
     secret_ref: LocalObjectRef | None
     suspend: bool
+    prune: bool
     webhook_path: str
     created_at: datetime
     created_by: str | None
