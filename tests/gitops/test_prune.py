@@ -87,7 +87,10 @@ def test_a_commit_that_removes_every_document_syncs_and_reports_the_orphans(
     # still reported on the next sync of the same commit, not forgotten
     assert [o["address"] for o in orphans(sync(admin))] == [orphan["address"]]
     preview = admin.get("/api/v1/gitops/sources/app-a/diff")
-    assert preview.status_code == 200 and preview.json()["documents"] == []
+    assert preview.status_code == 200, preview.text
+    [shown] = preview.json()["documents"]
+    assert (shown["action"], shown["address"], shown["from_version"]) == ("orphan", orphan["address"], 1)
+    assert "requires pruning (spec.prune is off)" in shown["message"]
 
 
 def test_prune_deletes_what_left_git_and_a_returning_document_is_no_orphan(
@@ -103,6 +106,14 @@ def test_prune_deletes_what_left_git_and_a_returning_document_is_no_orphan(
 
     (repo / "production" / "app.yaml").unlink()
     commit = git_commit(repo, "drop app.json")
+    preview = admin.get("/api/v1/gitops/sources/app-a/diff").json()  # the pull-request view first
+    assert {d["path"]: d["action"] for d in preview["documents"]} == {
+        "production/database.yaml": "unchanged",
+        "production/app.yaml": "delete",
+    }
+    assert "0 failing, 1 to delete, 0 orphaned" in preview["markdown"]
+    assert f"| production/app.yaml | {APP_ADDRESS} | delete (v1) | - |" in preview["markdown"]
+    assert admin.get(APP_JSON).status_code == 200  # the dry run deleted nothing
     source = sync(admin)
     assert results(source) == {"production/database.yaml": "unchanged", "production/app.yaml": "pruned"}
     assert orphans(source) == []

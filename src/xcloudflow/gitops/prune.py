@@ -61,6 +61,27 @@ def _owned_version(session: Session, principal: Principal, address: str) -> int 
     return newest[0].number
 
 
+def removed(
+    *,
+    db: Database,
+    principal: Principal,
+    managed: dict[str, str],
+    found: Sequence[ConfigDocument | DocumentProblem],
+) -> list[tuple[str, str, int]]:
+    """(address, file, newest version) of the configs this source still owns that no document of
+    `found` defines: what a sync would report or prune (the dry run shows them)."""
+    in_git = {item.address for item in found if item.address}
+    gone: list[tuple[str, str, int]] = []
+    for address, path in sorted(managed.items()):
+        if address in in_git:
+            continue
+        with db.read() as session:
+            version = _owned_version(session, principal, address)
+        if version is not None:
+            gone.append((address, path, version))
+    return gone
+
+
 def reconcile(
     *,
     db: Database,

@@ -166,7 +166,10 @@ class PreviewDocument(BaseModel):
     path: str
     line: int | None = None
     address: str | None
-    action: Literal["create", "update", "unchanged", "failed"]
+    action: Literal["create", "update", "unchanged", "failed", "delete", "orphan"] = Field(
+        description="delete: removed from Git, pruned by the sync; orphan: removed from Git, left in "
+        "Conflux (prune off, or a document fails)"
+    )
     from_version: int | None = None
     stable: bool | None = None
     message: str | None = None
