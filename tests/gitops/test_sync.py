@@ -140,6 +140,7 @@ def test_a_repository_that_cannot_be_fetched(
     source = sync(admin, "gone")
     assert ready(source)["status"] == "False"
     assert ready(source)["reason"] == "FetchFailed"
+    assert source["status"]["sync_status"] == "Unknown"  # type: ignore[index]
     assert "no such directory" in ready(source)["message"]
     assert events(admin, "gone")[0]["type"] == "Warning"
 

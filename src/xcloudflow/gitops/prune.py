@@ -13,8 +13,10 @@
   prunes only once the other resources applied.
 - Deleting is `conflux.service.delete_config` (the config with its versions, releases and policy; its
   clients get 404 and watchers a `delete` notification), each in a transaction of its own that checks
-  ownership again under the config's row lock, audited by Conflux as `conflux.config.delete` by
-  `gitops:<source>` (the sync's audit row lists the pruned addresses).
+  ownership again just before deleting, audited by Conflux as `conflux.config.delete` by
+  `gitops:<source>` (the sync's audit row lists the pruned addresses). Conflux exposes no lock to
+  take before that check: on PostgreSQL a version published by someone else in the instant between
+  the check and the delete's row lock goes with the config (SQLite serializes the two writes).
 
 A config that no longer exists simply leaves the tracking. Nothing here fetches or renders.
 """

@@ -116,7 +116,7 @@ class SourceStatus(BaseModel):
     next_sync_at: datetime | None
     sync_status: Literal["Synced", "OutOfSync", "Unknown"] = Field(
         description="as Argo CD: OutOfSync while documents failed, orphans wait for pruning or the "
-        "fetched commit is not synced"
+        "fetched commit is not synced; Unknown before the first fetch and while fetching fails"
     )
     conditions: list[Condition]
     documents: list[DocumentResult]

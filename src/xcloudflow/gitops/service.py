@@ -272,8 +272,8 @@ def _status(row: GitopsSource) -> SourceStatus:
 
 
 def _sync_status(row: GitopsSource, record: SyncRecord) -> str:
-    if row.last_fetched_commit is None:
-        return "Unknown"
+    if row.last_fetched_commit is None or row.ready_reason == "FetchFailed":
+        return "Unknown"  # as Argo CD when it cannot compare
     if record.orphans or row.last_synced_commit != row.last_fetched_commit or row.ready_status != "True":
         return "OutOfSync"
     return "Synced"
