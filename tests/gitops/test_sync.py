@@ -388,6 +388,7 @@ def test_every_route_needs_a_token_and_the_right_role(
         ("POST", base, {"name": "n", "url": str(repo)}),
         ("GET", base, None),
         ("GET", base + "/app-a", None),
+        ("PATCH", base + "/app-a", {"prune": True}),
         ("DELETE", base + "/app-a", None),
         ("GET", base + "/app-a/events", None),
         ("POST", base + "/app-a/sync", None),
@@ -398,6 +399,7 @@ def test_every_route_needs_a_token_and_the_right_role(
     assert reader.post(base, json={"name": "n", "url": str(repo)}).status_code == 403
     assert reader.post(base + "/app-a/sync").status_code == 403
     assert reader.delete(base + "/app-a").status_code == 403
+    assert reader.patch(base + "/app-a", json={"suspend": True}).status_code == 403
     assert reader.get(base + "/app-a").status_code == 200
     assert reader.get(base + "/app-a/events").status_code == 200
     assert anon.post("/api/v1/gitops/webhook/app-a", content=b"{}").status_code == 401

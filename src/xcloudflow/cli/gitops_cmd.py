@@ -204,6 +204,32 @@ def list_sources(ctx: typer.Context, output: Format = OUTPUT) -> None:
     emit(rows, output, ["name", "url", "ref", "interval", "ready", "synced", "message"])
 
 
+@source_app.command("set")
+def set_source(
+    ctx: typer.Context,
+    name: str = NAME,
+    prune: bool = typer.Option(
+        None, "--prune/--no-prune", help="Delete (or only report) configs whose document left Git."
+    ),
+    suspend: bool = typer.Option(
+        None, "--suspend/--resume", help="Stop or resume interval and webhook syncs."
+    ),
+    output: Format = OUTPUT,
+) -> None:
+    """Change a source's prune or suspend."""
+    body = {k: v for k, v in (("prune", prune), ("suspend", suspend)) if v is not None}
+    if not body:
+        fail("give --prune/--no-prune or --suspend/--resume", 2)
+    source = _client(ctx).json("PATCH", f"/api/v1/gitops/sources/{name}", json=body)
+    if output is Format.json:
+        emit(source, output)
+        return
+    out.print(
+        f"source {name}: prune {str(source['prune']).lower()}, suspend {str(source['suspend']).lower()}",
+        highlight=False,
+    )
+
+
 @source_app.command("delete")
 def delete_source(ctx: typer.Context, name: str = NAME) -> None:
     """Forget a source (configs it published stay)."""

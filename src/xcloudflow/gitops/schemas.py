@@ -79,6 +79,21 @@ class SourceCreate(BaseModel):
         return {"name": metadata.get("name"), **spec}
 
 
+class SourceUpdate(BaseModel):
+    """PATCH a source: only the fields given change (as `kubectl patch` of the spec)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prune: bool | None = None
+    suspend: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> SourceUpdate:
+        if not {k for k in self.model_fields_set if getattr(self, k) is not None}:
+            raise ValueError("give at least one of prune, suspend (true or false)")
+        return self
+
+
 class Condition(BaseModel):
     type: Literal["Ready"] = "Ready"
     status: Literal["True", "False", "Unknown"]

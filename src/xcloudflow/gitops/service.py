@@ -44,6 +44,7 @@ from xcloudflow.gitops.schemas import (
     SourceCreated,
     SourceOut,
     SourceStatus,
+    SourceUpdate,
 )
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
@@ -391,6 +392,47 @@ def list_sources(*, session: Session, principal: Principal) -> list[SourceOut]:
 
 def show_source(*, session: Session, principal: Principal, name: str) -> SourceOut:
     return _out(_row(session, principal.org_id, name))
+
+
+def update_source(
+    *, session: Session, principal: Principal, ctx: AuditContext, name: str, body: SourceUpdate
+) -> SourceOut:
+    """Turn prune or suspend on or off. Resuming makes the source due now; turning prune on takes
+    effect at the next sync (`status.orphans` are then deleted if every document syncs)."""
+    iam.require(principal, "writer", action="changing GitOps sources")
+    row = _row(session, principal.org_id, name, lock=True)
+    record = SyncRecord.of(row)
+    now = utcnow()
+    changed: dict[str, bool] = {}
+    if body.prune is not None and body.prune != record.prune:
+        record.prune = changed["prune"] = body.prune
+        record.store(row)
+    if body.suspend is not None and body.suspend != row.suspended:
+        row.suspended = changed["suspend"] = body.suspend
+        if not body.suspend:
+            row.next_sync_at = now
+            session.info[_PENDING] = True
+    if not changed:
+        return _out(row)
+    row.updated_at = now
+    session.flush()
+    said = ", ".join(f"{k} {'on' if v else 'off'}" for k, v in changed.items())
+    add_event(
+        session=session,
+        source_id=row.id,
+        type="Normal",
+        reason="Updated",
+        message=f"{said} by {principal.user_name}",
+        now=now,
+    )
+    audit.record(
+        session=session,
+        ctx=ctx,
+        action="gitops.source.update",
+        resource=f"gitops-source/{row.name}",
+        details=changed,
+    )
+    return _out(row)
 
 
 def delete_source(*, session: Session, principal: Principal, ctx: AuditContext, name: str) -> None:
