@@ -132,18 +132,26 @@ def test_rerunning_a_commit_changes_nothing_and_a_new_commit_publishes_only_what
     assert len(versions(admin)) == 1  # the database config did not change
 
 
-def test_a_repository_that_cannot_be_fetched(admin: TestClient, tmp_path: Path) -> None:
+def test_a_repository_that_cannot_be_fetched(
+    admin: TestClient, tmp_path: Path, settings: Settings, db: Database
+) -> None:
     missing = tmp_path / "repos" / "missing"
     add_source(admin, missing, name="gone")
     source = sync(admin, "gone")
     assert ready(source)["status"] == "False"
     assert ready(source)["reason"] == "FetchFailed"
+    assert source["status"]["sync_status"] == "Unknown"  # type: ignore[index]
     assert "no such directory" in ready(source)["message"]
     assert events(admin, "gone")[0]["type"] == "Warning"
 
-    add_source(admin, Path("/etc"), name="outside")
-    refused = sync(admin, "outside")
-    assert "XCF_GITOPS_LOCAL_ROOTS" in ready(refused)["message"]
+    outside = admin.post("/api/v1/gitops/sources", json={"name": "outside", "url": "/etc"})
+    assert outside.status_code == 422 and "XCF_GITOPS_LOCAL_ROOTS" in outside.text  # refused at add
+    # ... and at every sync, when the allowed roots changed since the source was added.
+    no_roots = gitops_sync.SyncOptions(local_roots=(), git_timeout=30)
+    refused = gitops_sync.sync_source(
+        db=db, keyring=Keyring.from_settings(settings), options=no_roots, org_id=1, name="gone"
+    )
+    assert "XCF_GITOPS_LOCAL_ROOTS" in refused.status.conditions[0].message
 
     resp = admin.post(
         "/api/v1/gitops/sources",
@@ -356,9 +364,9 @@ def test_source_documents_and_bad_sources(admin: TestClient, repo: Path) -> None
         ({**seed, "kind": "Other"}, 422),
         ({"name": "x", "url": str(repo), "interval": "1 minute"}, 400),
         ({"name": "x", "url": str(repo), "interval": "1s"}, 400),
-        ({"name": "x", "url": "relative/path"}, 400),
-        ({"name": "x", "url": "https://user:tok@example.com/r.git"}, 400),
-        ({"name": "x", "url": "git@example.com:r.git", "secretRef": {"name": "s"}}, 400),
+        ({"name": "x", "url": "relative/path"}, 422),
+        ({"name": "x", "url": "https://user:tok@example.com/r.git"}, 422),
+        ({"name": "x", "url": "git@example.com:r.git", "secretRef": {"name": "s"}}, 422),
         ({"name": "x", "url": str(repo), "path": "../up"}, 400),
         ({"name": "x", "url": str(repo), "ref": {"branch": "a", "tag": "b"}}, 422),
         ({"name": "x", "url": str(repo), "ref": {"branch": "-x"}}, 400),
@@ -380,6 +388,7 @@ def test_every_route_needs_a_token_and_the_right_role(
         ("POST", base, {"name": "n", "url": str(repo)}),
         ("GET", base, None),
         ("GET", base + "/app-a", None),
+        ("PATCH", base + "/app-a", {"prune": True}),
         ("DELETE", base + "/app-a", None),
         ("GET", base + "/app-a/events", None),
         ("POST", base + "/app-a/sync", None),
@@ -390,6 +399,7 @@ def test_every_route_needs_a_token_and_the_right_role(
     assert reader.post(base, json={"name": "n", "url": str(repo)}).status_code == 403
     assert reader.post(base + "/app-a/sync").status_code == 403
     assert reader.delete(base + "/app-a").status_code == 403
+    assert reader.patch(base + "/app-a", json={"suspend": True}).status_code == 403
     assert reader.get(base + "/app-a").status_code == 200
     assert reader.get(base + "/app-a/events").status_code == 200
     assert anon.post("/api/v1/gitops/webhook/app-a", content=b"{}").status_code == 401

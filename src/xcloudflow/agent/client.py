@@ -65,6 +65,10 @@ class AgentClient:
         self.max_backoff = max_backoff
         self._http = httpx.Client(base_url=self.server_url + PREFIX, timeout=timeout)
         self._poll = httpx.Client(base_url=self.server_url + PREFIX, timeout=timeout)
+        # Until the server first answers (an agent, the embedded one above all, often starts first),
+        # a refused connection is said once at info, then at debug; afterwards every failure warns.
+        self._reached = False
+        self._waiting_said = False
 
     def close(self) -> None:
         self._http.close()
@@ -90,7 +94,14 @@ class AgentClient:
                 resp = client.request(method, path, headers=headers, **kw)
             except (httpx.TransportError, RuntimeError) as exc:  # RuntimeError: client closed by halt
                 problem = f"{exc.__class__.__name__}: {exc}"
+                if retry and not self._reached and isinstance(exc, httpx.ConnectError):
+                    self._say_waiting(exc)
+                    if self.halt.wait(delay):
+                        raise Halted() from None
+                    delay = min(delay * 2, self.max_backoff)
+                    continue
             else:
+                self._reached = True
                 if resp.status_code < 400:
                     return resp
                 if resp.status_code != 429 and resp.status_code < 500:
@@ -102,6 +113,15 @@ class AgentClient:
             if self.halt.wait(delay):
                 raise Halted()
             delay = min(delay * 2, self.max_backoff)
+
+    def _say_waiting(self, exc: httpx.ConnectError) -> None:
+        if self._waiting_said:
+            log.debug("agent: server at %s still not reachable (%s)", self.server_url, exc)
+            return
+        self._waiting_said = True
+        log.info(
+            "agent: waiting for the server at %s to accept connections (%s); retrying", self.server_url, exc
+        )
 
     def register(
         self,

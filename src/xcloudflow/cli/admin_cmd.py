@@ -18,15 +18,19 @@ def server(
     no_agent: bool = typer.Option(False, "--no-agent", help="Do not start the embedded agent."),
 ) -> None:
     """Migrate the database, then serve the API, the Terraform backend and /metrics."""
+    import logging
     import os
     import tempfile
 
     import uvicorn
 
+    from xcloudflow.server import logs
     from xcloudflow.server.app import create_app, prepare
     from xcloudflow.settings import Settings
 
     settings = Settings()
+    logs.configure(settings.log_level)  # timestamps from the first line on; uvicorn gets the same
+    log = logging.getLogger("xcloudflow.server")
     host = host or settings.host
     port = port or settings.port
     workers = workers or settings.workers
@@ -37,15 +41,13 @@ def server(
     settings = Settings()
     generated = prepare(settings)
     if generated:
-        typer.echo(
-            "Created the admin user. Its API token is shown once, keep it now:\n\n"
-            f"    {generated}\n\n"
-            "Use it as XCF_TOKEN for the CLI, or as the Terraform backend password.",
-            err=True,
+        log.warning(
+            "created the admin user; its API token is shown once, keep it now (use it as XCF_TOKEN for "
+            "the CLI, or as the Terraform backend password): %s",
+            generated,
         )
-    typer.echo(
-        f"xcf server on http://{host}:{port} (database {settings.resolved_database_url.split('@')[-1]})",
-        err=True,
+    log.info(
+        "xcf server on http://%s:%s (database %s)", host, port, settings.resolved_database_url.split("@")[-1]
     )
     if workers > 1:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="xcf-metrics-"))
@@ -56,11 +58,17 @@ def server(
             port=port,
             workers=workers,
             log_level=settings.log_level,
+            log_config=logs.config(settings.log_level),
             proxy_headers=False,
         )
     else:
         uvicorn.run(
-            create_app(settings), host=host, port=port, log_level=settings.log_level, proxy_headers=False
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=settings.log_level,
+            log_config=logs.config(settings.log_level),
+            proxy_headers=False,
         )
 
 

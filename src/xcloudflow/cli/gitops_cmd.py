@@ -72,12 +72,14 @@ def describe(source: dict[str, Any], events: list[dict[str, Any]]) -> str:
         f"Interval:     {source['interval']}",
         f"Secret Ref:   {source['secret_ref']['name'] if source.get('secret_ref') else '<none>'}",
         f"Suspend:      {str(source['suspend']).lower()}",
+        f"Prune:        {str(source.get('prune', False)).lower()}",
         f"Webhook:      POST {source['webhook_path']}",
         f"Created:      {source['created_at']} by {source.get('created_by') or '-'}",
         "Status:",
         f"  Last Fetched Commit:  {status.get('last_fetched_commit') or '<none>'} ({_age(status.get('last_fetched_at'))} ago)",
         f"  Last Synced Commit:   {status.get('last_synced_commit') or '<none>'} ({_age(status.get('last_synced_at'))} ago)",
         f"  Next Sync:            {_age(status.get('next_sync_at')) if status.get('next_sync_at') else '<suspended>'}",
+        f"  Sync Status:          {status.get('sync_status', 'Unknown')}",
         "  Conditions:",
     ]
     conditions = [["Type", "Status", "Reason", "Age", "Message"]] + [
@@ -100,6 +102,18 @@ def describe(source: dict[str, Any], events: list[dict[str, Any]]) -> str:
         lines += _table(docs, "    ")
     else:
         lines.append("    <none>")
+    if status.get("orphans"):
+        lines.append("  Orphans (removed from Git, require pruning):")
+        orphans = [["Config", "Path", "Version", "Message"]] + [
+            [
+                o["address"],
+                o["path"],
+                str(o["version"]) if o.get("version") is not None else "-",
+                o["message"],
+            ]
+            for o in status["orphans"]
+        ]
+        lines += _table(orphans, "    ")
     lines.append("Events:")
     if events:
         rows = [["Type", "Reason", "Age", "Count", "Message"]] + [
@@ -116,13 +130,18 @@ def add_source(
     ctx: typer.Context,
     name: str = typer.Argument(None, help="Source name (omit with -f)."),
     file: Path = typer.Option(None, "--file", "-f", help="A `kind: ConfluxSource` YAML document."),
-    url: str = typer.Option(None, "--url", help="Git URL (https, ssh, file://) or absolute path."),
+    url: str = typer.Option(
+        None, "--url", help="Git URL (https://, ssh://, user@host:path, file://) or absolute path."
+    ),
     branch: str = typer.Option(None, "--branch"),
     tag: str = typer.Option(None, "--tag"),
     commit: str = typer.Option(None, "--commit"),
     interval: str = typer.Option("1m", "--interval", help='How often to sync: "30s", "1m", "1h".'),
     path: str = typer.Option("", "--path", help="Directory of the repository to scan."),
     secret_ref: str = typer.Option(None, "--secret-ref", help="Secret with username/password (https)."),
+    prune: bool = typer.Option(
+        False, "--prune", help="Delete configs whose document is removed from Git (default: report them)."
+    ),
     output: Format = OUTPUT,
 ) -> None:
     """Register a source; prints its webhook secret once."""
@@ -147,6 +166,7 @@ def add_source(
             "ref": refs or {"branch": "main"},
             "interval": interval,
             "path": path,
+            "prune": prune,
         }
         if secret_ref:
             body["secretRef"] = {"name": secret_ref}
@@ -182,6 +202,32 @@ def list_sources(ctx: typer.Context, output: Format = OUTPUT) -> None:
             }
         )
     emit(rows, output, ["name", "url", "ref", "interval", "ready", "synced", "message"])
+
+
+@source_app.command("set")
+def set_source(
+    ctx: typer.Context,
+    name: str = NAME,
+    prune: bool = typer.Option(
+        None, "--prune/--no-prune", help="Delete (or only report) configs whose document left Git."
+    ),
+    suspend: bool = typer.Option(
+        None, "--suspend/--resume", help="Stop or resume interval and webhook syncs."
+    ),
+    output: Format = OUTPUT,
+) -> None:
+    """Change a source's prune or suspend."""
+    body = {k: v for k, v in (("prune", prune), ("suspend", suspend)) if v is not None}
+    if not body:
+        fail("give --prune/--no-prune or --suspend/--resume", 2)
+    source = _client(ctx).json("PATCH", f"/api/v1/gitops/sources/{name}", json=body)
+    if output is Format.json:
+        emit(source, output)
+        return
+    out.print(
+        f"source {name}: prune {str(source['prune']).lower()}, suspend {str(source['suspend']).lower()}",
+        highlight=False,
+    )
 
 
 @source_app.command("delete")

@@ -214,13 +214,14 @@ def checkout(
             git_args, prefix = ["--git-dir", str(clone)], ""
         commit = _resolve(git_args, ref, source=shown, timeout=timeout)
         treeish = f"{commit}:{prefix}" if prefix else commit
-        data = _git(
-            [*git_args, "archive", "--format=tar", treeish],
-            cwd=None,
-            timeout=timeout,
-            what=f"repository {shown} at {commit[:12]}" + (f" (directory {prefix})" if prefix else ""),
-        )
-        _extract(data, tree)
+        what = f"repository {shown} at {commit[:12]}" + (f" (directory {prefix})" if prefix else "")
+        # An empty tree (a commit that removed every file) archives as a lone pax header that
+        # tarfile refuses to read: it is an empty snapshot, not an error.
+        if _git([*git_args, "ls-tree", "--name-only", "-z", treeish], cwd=None, timeout=timeout, what=what):
+            _extract(
+                _git([*git_args, "archive", "--format=tar", treeish], cwd=None, timeout=timeout, what=what),
+                tree,
+            )
         if local is None:
             shutil.rmtree(Path(tmp) / "clone.git", ignore_errors=True)
         yield RepoSnapshot(root=tree, source=source, ref=ref, commit=commit)

@@ -9,7 +9,15 @@ from starlette.concurrency import run_in_threadpool
 
 from xcloudflow.gitops import preview as previews
 from xcloudflow.gitops import service, sync
-from xcloudflow.gitops.schemas import EventOut, PreviewOut, SourceCreate, SourceCreated, SourceOut, WebhookOut
+from xcloudflow.gitops.schemas import (
+    EventOut,
+    PreviewOut,
+    SourceCreate,
+    SourceCreated,
+    SourceOut,
+    SourceUpdate,
+    WebhookOut,
+)
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.server.deps import AppContext, app_context, audit_context, principal
@@ -26,11 +34,17 @@ def options(ctx: AppContext) -> sync.SyncOptions:
 @router.post("/sources", response_model=SourceCreated, status_code=201)
 def create_source(request: Request, body: SourceCreate, who: Principal = Depends(principal)) -> SourceCreated:
     """Register a ConfluxSource (writers): the flat body or the seed's `kind: ConfluxSource` document.
-    The answer carries the webhook secret, shown only here."""
+    The URL is checked here (422 with the reason: https, ssh, user@host:path, file:// or a path under
+    XCF_GITOPS_LOCAL_ROOTS). The answer carries the webhook secret, shown only here."""
     ctx = app_context(request)
     with ctx.db.write() as session:
         return service.create_source(
-            session=session, keyring=ctx.keyring, principal=who, ctx=audit_context(request, who), body=body
+            session=session,
+            keyring=ctx.keyring,
+            principal=who,
+            ctx=audit_context(request, who),
+            body=body,
+            local_roots=options(ctx).local_roots,
         )
 
 
@@ -45,6 +59,17 @@ def show_source(request: Request, name: str, who: Principal = Depends(principal)
     """The source and its status: fetched and synced commits, the Ready condition, per-document results."""
     with app_context(request).db.read() as session:
         return service.show_source(session=session, principal=who, name=name)
+
+
+@router.patch("/sources/{name}", response_model=SourceOut)
+def update_source(
+    request: Request, name: str, body: SourceUpdate, who: Principal = Depends(principal)
+) -> SourceOut:
+    """Turn `prune` or `suspend` on or off (writers); only the fields given change."""
+    with app_context(request).db.write() as session:
+        return service.update_source(
+            session=session, principal=who, ctx=audit_context(request, who), name=name, body=body
+        )
 
 
 @router.delete("/sources/{name}", status_code=204)

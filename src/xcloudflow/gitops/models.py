@@ -52,8 +52,9 @@ class GitopsSource(Base):
     ready_reason: Mapped[str] = mapped_column(String(64), default="Created")
     ready_message: Mapped[str] = mapped_column(Text, default="")
     ready_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Per-document results of the last sync: [{path, address, result, version, message, line}].
-    documents: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    # The last sync's results, the configs the source manages, its orphans and spec.prune:
+    # `service.SyncRecord` (older rows: a list of the per-document results).
+    documents: Mapped[list[dict[str, Any]] | dict[str, Any]] = mapped_column(Json, default=list)
 
 
 class GitopsEvent(Base):

@@ -18,7 +18,7 @@ from xcloudflow.conflux import formats, textdiff
 from xcloudflow.conflux import service as conflux
 from xcloudflow.db import Database
 from xcloudflow.errors import DomainError, NotFound
-from xcloudflow.gitops import render
+from xcloudflow.gitops import prune, render
 from xcloudflow.gitops import service as sources
 from xcloudflow.gitops.documents import ConfigDocument, DocumentProblem
 from xcloudflow.gitops.schemas import PreviewDocument, PreviewOut
@@ -30,6 +30,7 @@ from xcloudflow.gitops.sync import (
     render_document,
     secret_values,
     snapshot,
+    sync_principal,
 )
 from xcloudflow.keys.keyring import Keyring
 
@@ -116,7 +117,34 @@ def preview(
                 )
                 continue
             documents.append(_compare(db, keyring, org_id, rendered))
+        documents += _removed(db, spec, org_id, snap.found, documents)
     return _out(name, wanted, snap.commit, documents, None)
+
+
+def _removed(
+    db: Database,
+    spec: sources.SourceSpec,
+    org_id: int,
+    found: list[ConfigDocument | DocumentProblem],
+    documents: list[PreviewDocument],
+) -> list[PreviewDocument]:
+    """The source's configs this ref no longer defines: deleted by the sync (prune on and every
+    document fine) or left as orphans."""
+    failing = sum(1 for d in documents if d.action == "failed")
+    out: list[PreviewDocument] = []
+    gone = prune.removed(
+        db=db, principal=sync_principal(org_id, spec.name), managed=spec.managed, found=found
+    )
+    for address, path, version in gone:
+        if spec.prune and not failing:
+            action, message = "delete", "removed from Git: the sync deletes this config (prune)"
+        else:
+            why = f"{failing} document(s) fail" if spec.prune else "spec.prune is off"
+            action, message = "orphan", f"removed from Git: left in Conflux, requires pruning ({why})"
+        out.append(
+            PreviewDocument(path=path, address=address, action=action, from_version=version, message=message)
+        )
+    return out
 
 
 def _compare(db: Database, keyring: Keyring, org_id: int, item: Rendered) -> PreviewDocument:
@@ -185,12 +213,16 @@ def markdown(
     if not documents:
         lines += ["No ConfluxConfig documents found.", ""]
         return "\n".join(lines)
-    counts = {
-        a: sum(1 for d in documents if d.action == a) for a in ("create", "update", "unchanged", "failed")
-    }
-    lines += [
+    actions = ("create", "update", "unchanged", "failed", "delete", "orphan")
+    counts = {a: sum(1 for d in documents if d.action == a) for a in actions}
+    summary = (
         f"{counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged, "
-        f"{counts['failed']} failing",
+        f"{counts['failed']} failing"
+    )
+    if counts["delete"] or counts["orphan"]:
+        summary += f", {counts['delete']} to delete, {counts['orphan']} orphaned"
+    lines += [
+        summary,
         "",
         "| file | config | action | release |",
         "| --- | --- | --- | --- |",
@@ -202,9 +234,10 @@ def markdown(
             if d.from_version is None or d.action == "unchanged"
             else f"{d.action} (from v{d.from_version})"
         )
-        if d.action == "unchanged" and d.from_version is not None:
-            action = f"unchanged (v{d.from_version})"
-        release = "-" if d.action in ("unchanged", "failed") else ("stable" if d.stable else "not stable")
+        if d.action in ("unchanged", "delete", "orphan") and d.from_version is not None:
+            action = f"{d.action} (v{d.from_version})"
+        quiet = ("unchanged", "failed", "delete", "orphan")
+        release = "-" if d.action in quiet else ("stable" if d.stable else "not stable")
         lines.append(f"| {escape(where)} | {escape(d.address or '-')} | {escape(action)} | {release} |")
     lines.append("")
     for d in documents:
@@ -215,6 +248,8 @@ def markdown(
                 escape(d.message),
                 "",
             ]
+        elif d.action in ("delete", "orphan"):
+            lines += [f"#### `{escape(d.address)}` ({d.action})", "", escape(d.message), ""]
         elif d.action in ("create", "update"):
             lines += [f"#### `{escape(d.address)}` ({d.action})", ""]
             if d.message:

@@ -55,6 +55,11 @@ class SourceCreate(BaseModel):
         description="a secret with keys username and password, for https repositories",
     )
     suspend: bool = False
+    prune: bool = Field(
+        default=False,
+        description="delete configs this source published whose document was removed from Git "
+        "(off by default, as in Argo CD: they are then reported in status.orphans)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -74,6 +79,21 @@ class SourceCreate(BaseModel):
         return {"name": metadata.get("name"), **spec}
 
 
+class SourceUpdate(BaseModel):
+    """PATCH a source: only the fields given change (as `kubectl patch` of the spec)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prune: bool | None = None
+    suspend: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> SourceUpdate:
+        if not {k for k in self.model_fields_set if getattr(self, k) is not None}:
+            raise ValueError("give at least one of prune, suspend (true or false)")
+        return self
+
+
 class Condition(BaseModel):
     type: Literal["Ready"] = "Ready"
     status: Literal["True", "False", "Unknown"]
@@ -86,9 +106,20 @@ class DocumentResult(BaseModel):
     path: str = Field(description="repository file (and #N for a later document of the file)")
     line: int | None = None
     address: str | None = Field(default=None, description="tenant/application/environment/name")
-    result: Literal["published", "unchanged", "failed"]
+    result: Literal["published", "unchanged", "failed", "pruned"]
     version: int | None = None
     message: str | None = None
+
+
+class OrphanedConfig(BaseModel):
+    """A config this source published whose document is gone from Git (Argo CD: OutOfSync, requires
+    pruning). It stays in Conflux until pruned (spec.prune) or deleted by hand."""
+
+    address: str = Field(description="tenant/application/environment/name")
+    path: str = Field(description="the repository file that defined it")
+    version: int | None = Field(default=None, description="its latest version, published by this source")
+    requires_pruning: bool = True
+    message: str
 
 
 class SourceStatus(BaseModel):
@@ -98,8 +129,15 @@ class SourceStatus(BaseModel):
     last_synced_at: datetime | None
     last_attempt_at: datetime | None
     next_sync_at: datetime | None
+    sync_status: Literal["Synced", "OutOfSync", "Unknown"] = Field(
+        description="as Argo CD: OutOfSync while documents failed, orphans wait for pruning or the "
+        "fetched commit is not synced; Unknown before the first fetch and while fetching fails"
+    )
     conditions: list[Condition]
     documents: list[DocumentResult]
+    orphans: list[OrphanedConfig] = Field(
+        default_factory=list, description="configs published by this source whose document left Git"
+    )
 
 
 class SourceOut(BaseModel):
@@ -110,6 +148,7 @@ class SourceOut(BaseModel):
     path: str
     secret_ref: LocalObjectRef | None
     suspend: bool
+    prune: bool
     webhook_path: str
     created_at: datetime
     created_by: str | None
@@ -142,7 +181,10 @@ class PreviewDocument(BaseModel):
     path: str
     line: int | None = None
     address: str | None
-    action: Literal["create", "update", "unchanged", "failed"]
+    action: Literal["create", "update", "unchanged", "failed", "delete", "orphan"] = Field(
+        description="delete: removed from Git, pruned by the sync; orphan: removed from Git, left in "
+        "Conflux (prune off, or a document fails)"
+    )
     from_version: int | None = None
     stable: bool | None = None
     message: str | None = None

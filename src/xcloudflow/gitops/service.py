@@ -16,9 +16,12 @@ import hmac
 import re
 import secrets as pysecrets
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy import event as sa_event
@@ -26,9 +29,9 @@ from sqlalchemy.orm import Session
 
 from xcloudflow.audit import service as audit
 from xcloudflow.audit.schemas import AuditContext
-from xcloudflow.compose.repo import is_url, mask
+from xcloudflow.compose.repo import mask
 from xcloudflow.db.base import utcnow
-from xcloudflow.errors import Conflict, Invalid, NotFound, Unauthorized
+from xcloudflow.errors import Conflict, Invalid, NotFound, Unauthorized, Unprocessable
 from xcloudflow.gitops.models import GitopsEvent, GitopsSource
 from xcloudflow.gitops.schemas import (
     Condition,
@@ -36,10 +39,12 @@ from xcloudflow.gitops.schemas import (
     EventOut,
     GitRef,
     LocalObjectRef,
+    OrphanedConfig,
     SourceCreate,
     SourceCreated,
     SourceOut,
     SourceStatus,
+    SourceUpdate,
 )
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
@@ -78,6 +83,45 @@ class SourceSpec:
     path: str
     secret_ref: str | None
     last_synced_commit: str | None
+    prune: bool = False
+    managed: dict[str, str] = field(default_factory=dict)  # address -> file of the configs it published
+
+
+@dataclass
+class SyncRecord:
+    """What the `documents` JSON column holds (no migration: the column existed as a list of results).
+
+    `prune` is the source's spec.prune; `managed` the configs this source published or found up to
+    date (address -> repository file), the tracking Argo CD keeps in a label on the live object: it is
+    what makes a config whose document left Git an orphan of this source rather than someone else's.
+    A list (what older versions stored) is the results alone, managed = their published addresses."""
+
+    prune: bool = False
+    results: list[DocumentResult] = field(default_factory=list)
+    managed: dict[str, str] = field(default_factory=dict)
+    orphans: list[OrphanedConfig] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, row: GitopsSource) -> SyncRecord:
+        stored: Any = row.documents
+        if isinstance(stored, dict):
+            return cls(
+                prune=bool(stored.get("prune", False)),
+                results=[DocumentResult.model_validate(d) for d in stored.get("results") or []],
+                managed={str(k): str(v) for k, v in (stored.get("managed") or {}).items()},
+                orphans=[OrphanedConfig.model_validate(o) for o in stored.get("orphans") or []],
+            )
+        results = [DocumentResult.model_validate(d) for d in stored or []]
+        managed = {d.address: d.path for d in results if d.address and d.result in ("published", "unchanged")}
+        return cls(results=results, managed=managed)
+
+    def store(self, row: GitopsSource) -> None:
+        row.documents = {
+            "prune": self.prune,
+            "results": [d.model_dump() for d in self.results],
+            "managed": dict(sorted(self.managed.items())),
+            "orphans": [o.model_dump() for o in self.orphans],
+        }
 
 
 def parse_interval(text: str) -> int:
@@ -118,24 +162,82 @@ def _ref_of(ref: GitRef) -> tuple[str, str]:
     raise Invalid("ref needs exactly one of branch, tag or commit", details={"field": "ref"})
 
 
-def _check_url(url: str, secret_ref: LocalObjectRef | None) -> str:
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9._-]+):(?P<path>[^/].*|/.+)$")
+_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_IPV6 = re.compile(r"^[0-9A-Fa-f:.]+$")
+_ALLOWED = "https://host/path, ssh://[user@]host/path, user@host:path, file:///path or an absolute path"
+
+
+def _bad_url(reason: str, field_name: str = "url") -> Unprocessable:
+    """Never quotes the URL: whatever it carries (a token pasted by mistake) is not echoed."""
+    return Unprocessable(f"url: {reason}", details={"field": field_name}, code="invalid_url")
+
+
+def _check_remote(url: str, scheme: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise _bad_url(f"not a valid {scheme}:// URL (bad host or port)") from None
+    host = parts.hostname or ""
+    if not (_HOST.match(host) or (":" in host and _IPV6.match(host))):
+        raise _bad_url(f"a {scheme}:// URL needs a host name ({_ALLOWED})")
+    if parts.password is not None or (scheme == "https" and parts.username is not None):
+        raise _bad_url(
+            "must not carry credentials: store them in a secret (keys username, password) and name it in "
+            "secretRef"
+        )
+    if parts.username is not None and parts.username.startswith("-"):
+        raise _bad_url("the user name must not start with '-'")
+    if not parts.path.strip("/"):
+        raise _bad_url("names no repository (the path after the host is empty)")
+
+
+def check_url(url: str, secret_ref: LocalObjectRef | None, *, local_roots: Sequence[Path]) -> str:
+    """The source URL, or Unprocessable (422) saying why: https, ssh, user@host:path, and file:// or
+    absolute local paths under the allowed roots only. http:// and git:// are refused (unencrypted, and
+    git:// unauthenticated), as are git's `transport::address` helpers and anything option-like."""
     url = url.strip()
-    if not is_url(url) and not url.startswith("/"):
-        raise Invalid(
-            f"url {mask(url)!r} is not a git URL (https://, ssh://, git@host:path, file://) or an absolute path",
-            details={"field": "url"},
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise _bad_url("must not contain spaces or control characters")
+    match = _SCHEME.match(url)
+    scheme = match.group(1).lower() if match else None
+    local = False
+    if scheme in ("https", "ssh"):
+        _check_remote(url, scheme)
+    elif scheme == "file":
+        if not url[len("file://") :].startswith("/"):
+            raise _bad_url("a file:// URL names an absolute local path (file:///srv/repo)")
+        local = True
+    elif scheme in ("http", "git"):
+        raise _bad_url(
+            f"{scheme}:// is not encrypted{' nor authenticated' if scheme == 'git' else ''}: use https:// or ssh://"
         )
-    if re.match(r"^https?://[^/@]+@", url, re.IGNORECASE):
-        raise Invalid(
-            "url must not carry credentials: store them in a secret (keys username, password) and name it "
-            "in secretRef",
-            details={"field": "url"},
+    elif scheme is not None:
+        raise _bad_url(f"scheme {scheme}:// is not allowed ({_ALLOWED})")
+    elif "::" in url.split("/", 1)[0]:
+        raise _bad_url(f"git remote helpers (transport::address) are not allowed ({_ALLOWED})")
+    elif (scp := _SCP_LIKE.match(url)) is not None:
+        if scp.group("user").startswith("-") or scp.group("host").startswith("-"):
+            raise _bad_url("the user and host of user@host:path must not start with '-'")
+    elif url.startswith("/"):
+        local = True
+    else:
+        raise _bad_url(f"not a git URL nor an absolute path ({_ALLOWED})")
+    if secret_ref is not None and scheme != "https":
+        raise _bad_url(
+            "secretRef (username/password) applies to https repositories; ssh uses the server's keys",
+            "secretRef",
         )
-    if secret_ref is not None and not url.lower().startswith(("https://", "http://")):
-        raise Invalid(
-            "secretRef (username/password) applies to http(s) repositories; ssh uses the server's keys",
-            details={"field": "secretRef"},
-        )
+    if local:
+        # The sync's own root check (sync.py imports this module, hence the import here).
+        from xcloudflow.gitops.sync import _check_local
+
+        try:
+            _check_local(url, local_roots)
+        except Invalid as exc:
+            raise _bad_url(exc.message) from None
     return url
 
 
@@ -148,7 +250,9 @@ def webhook_path(name: str) -> str:
 
 
 def _status(row: GitopsSource) -> SourceStatus:
+    record = SyncRecord.of(row)
     return SourceStatus(
+        sync_status=_sync_status(row, record),
         last_fetched_commit=row.last_fetched_commit,
         last_fetched_at=row.last_fetched_at,
         last_synced_commit=row.last_synced_commit,
@@ -163,8 +267,17 @@ def _status(row: GitopsSource) -> SourceStatus:
                 last_transition_time=row.ready_changed_at,
             )
         ],
-        documents=[DocumentResult.model_validate(d) for d in row.documents or []],
+        documents=record.results,
+        orphans=record.orphans,
     )
+
+
+def _sync_status(row: GitopsSource, record: SyncRecord) -> str:
+    if row.last_fetched_commit is None or row.ready_reason == "FetchFailed":
+        return "Unknown"  # as Argo CD when it cannot compare
+    if record.orphans or row.last_synced_commit != row.last_fetched_commit or row.ready_status != "True":
+        return "OutOfSync"
+    return "Synced"
 
 
 def _out(row: GitopsSource) -> SourceOut:
@@ -176,6 +289,7 @@ def _out(row: GitopsSource) -> SourceOut:
         path=row.path,
         secret_ref=LocalObjectRef(name=row.secret_ref) if row.secret_ref else None,
         suspend=row.suspended,
+        prune=SyncRecord.of(row).prune,
         webhook_path=webhook_path(row.name),
         created_at=row.created_at,
         created_by=row.created_by,
@@ -192,10 +306,16 @@ def _row(session: Session, org_id: int, name: str, *, lock: bool = False) -> Git
 
 
 def create_source(
-    *, session: Session, keyring: Keyring, principal: Principal, ctx: AuditContext, body: SourceCreate
+    *,
+    session: Session,
+    keyring: Keyring,
+    principal: Principal,
+    ctx: AuditContext,
+    body: SourceCreate,
+    local_roots: Sequence[Path] = (),
 ) -> SourceCreated:
     iam.require(principal, "writer", action="adding GitOps sources")
-    url = _check_url(body.url, body.secret_ref)
+    url = check_url(body.url, body.secret_ref, local_roots=local_roots)
     ref_kind, ref_name = _ref_of(body.ref)
     seconds = parse_interval(body.interval)
     path = check_path(body.path)
@@ -233,8 +353,8 @@ def create_source(
         ready_reason="Created",
         ready_message="waiting for the first sync",
         ready_changed_at=now,
-        documents=[],
     )
+    SyncRecord(prune=body.prune).store(row)
     session.add(row)
     session.flush()
     add_event(
@@ -250,7 +370,13 @@ def create_source(
         ctx=ctx,
         action="gitops.source.create",
         resource=f"gitops-source/{row.name}",
-        details={"url": mask(url), "ref": {ref_kind: ref_name}, "interval": row.interval, "path": path},
+        details={
+            "url": mask(url),
+            "ref": {ref_kind: ref_name},
+            "interval": row.interval,
+            "path": path,
+            "prune": body.prune,
+        },
     )
     if not row.suspended:
         session.info[_PENDING] = True
@@ -266,6 +392,47 @@ def list_sources(*, session: Session, principal: Principal) -> list[SourceOut]:
 
 def show_source(*, session: Session, principal: Principal, name: str) -> SourceOut:
     return _out(_row(session, principal.org_id, name))
+
+
+def update_source(
+    *, session: Session, principal: Principal, ctx: AuditContext, name: str, body: SourceUpdate
+) -> SourceOut:
+    """Turn prune or suspend on or off. Resuming makes the source due now; turning prune on takes
+    effect at the next sync (`status.orphans` are then deleted if every document syncs)."""
+    iam.require(principal, "writer", action="changing GitOps sources")
+    row = _row(session, principal.org_id, name, lock=True)
+    record = SyncRecord.of(row)
+    now = utcnow()
+    changed: dict[str, bool] = {}
+    if body.prune is not None and body.prune != record.prune:
+        record.prune = changed["prune"] = body.prune
+        record.store(row)
+    if body.suspend is not None and body.suspend != row.suspended:
+        row.suspended = changed["suspend"] = body.suspend
+        if not body.suspend:
+            row.next_sync_at = now
+            session.info[_PENDING] = True
+    if not changed:
+        return _out(row)
+    row.updated_at = now
+    session.flush()
+    said = ", ".join(f"{k} {'on' if v else 'off'}" for k, v in changed.items())
+    add_event(
+        session=session,
+        source_id=row.id,
+        type="Normal",
+        reason="Updated",
+        message=f"{said} by {principal.user_name}",
+        now=now,
+    )
+    audit.record(
+        session=session,
+        ctx=ctx,
+        action="gitops.source.update",
+        resource=f"gitops-source/{row.name}",
+        details=changed,
+    )
+    return _out(row)
 
 
 def delete_source(*, session: Session, principal: Principal, ctx: AuditContext, name: str) -> None:
@@ -368,6 +535,7 @@ def trim_events(*, session: Session, source_id: int) -> None:
 
 def spec_of(*, session: Session, org_id: int, name: str) -> SourceSpec:
     row = _row(session, org_id, name)
+    record = SyncRecord.of(row)
     return SourceSpec(
         id=row.id,
         org_id=row.org_id,
@@ -378,6 +546,8 @@ def spec_of(*, session: Session, org_id: int, name: str) -> SourceSpec:
         path=row.path,
         secret_ref=row.secret_ref,
         last_synced_commit=row.last_synced_commit,
+        prune=record.prune,
+        managed=record.managed,
     )
 
 
@@ -422,11 +592,20 @@ def record_result(
     problem: str | None,
     trigger: str,
     now: datetime,
+    managed: dict[str, str] | None = None,
+    orphans: Sequence[OrphanedConfig] | None = None,
 ) -> SourceOut:
-    """The outcome of a sync: per-document results, the Ready condition, events, the audit row.
-    `problem` fails the whole sync (e.g. the path is missing) before any document."""
+    """The outcome of a sync: per-document results (`pruned` ones included), the configs the source
+    now manages and its orphans, the Ready condition, events, the audit row. `problem` fails the whole
+    sync (e.g. the path is missing) before any document; `managed`/`orphans` None keep the previous."""
     row = session.get_one(GitopsSource, source_id, with_for_update=True)
-    row.documents = [d.model_dump() for d in documents]
+    record = SyncRecord.of(row)
+    record.results = list(documents)
+    if managed is not None:
+        record.managed = dict(managed)
+    if orphans is not None:
+        record.orphans = list(orphans)
+    record.store(row)
     row.last_attempt_at = now
     for doc in documents:
         if doc.result == "published":
@@ -436,6 +615,16 @@ def record_result(
                 type="Normal",
                 reason="Published",
                 message=f"{doc.path}: published {doc.address} version {doc.version}",
+                commit=commit,
+                now=now,
+            )
+        elif doc.result == "pruned":
+            add_event(
+                session=session,
+                source_id=row.id,
+                type="Normal",
+                reason="Pruned",
+                message=f"{doc.path}: removed from Git, deleted config {doc.address}",
                 commit=commit,
                 now=now,
             )
@@ -450,8 +639,23 @@ def record_result(
                 commit=commit,
                 now=now,
             )
-    counts = {k: sum(1 for d in documents if d.result == k) for k in ("published", "unchanged", "failed")}
+    for orphan in record.orphans if orphans is not None else ():
+        add_event(
+            session=session,
+            source_id=row.id,
+            type="Warning",
+            reason="Orphaned",
+            message=f"{orphan.path}: {orphan.message}",
+            commit=commit,
+            now=now,
+        )
+    kinds = ("published", "unchanged", "failed", "pruned")
+    counts = {k: sum(1 for d in documents if d.result == k) for k in kinds}
     summary = f"{counts['published']} published, {counts['unchanged']} unchanged, {counts['failed']} failed"
+    if counts["pruned"]:
+        summary += f", {counts['pruned']} pruned"
+    if record.orphans:
+        summary += f"; {len(record.orphans)} orphaned (require pruning)"
     short = commit[:12]
     if problem is not None:
         set_ready(row, "False", "SyncFailed", f"commit {short}: {problem}", now)
@@ -498,7 +702,13 @@ def record_result(
         action="gitops.sync",
         resource=f"gitops-source/{row.name}",
         result="success" if problem is None and not counts["failed"] else "failure",
-        details={"commit": commit, "trigger": trigger, **counts},
+        details={
+            "commit": commit,
+            "trigger": trigger,
+            **counts,
+            "pruned_configs": [d.address for d in documents if d.result == "pruned"],
+            "orphans": [o.address for o in record.orphans],
+        },
     )
     return _out(row)
 

@@ -34,7 +34,7 @@ from xcloudflow.conflux.schemas import ConfigOut, ConfigPut, PublishIn, Retentio
 from xcloudflow.db import Database
 from xcloudflow.db.base import utcnow
 from xcloudflow.errors import Conflict, DomainError, Invalid, NotFound
-from xcloudflow.gitops import render
+from xcloudflow.gitops import prune, render
 from xcloudflow.gitops import service as sources
 from xcloudflow.gitops.documents import ConfigDocument, DocumentProblem, scan
 from xcloudflow.gitops.schemas import DocumentResult, SourceOut
@@ -355,6 +355,19 @@ def sync_source(
                         now=started,
                     )
             results = _apply(db=db, keyring=keyring, org_id=org_id, name=name, ctx=ctx, snap=snap)
+            tracked = (
+                None
+                if snap.problem is not None
+                else prune.reconcile(
+                    db=db,
+                    principal=sync_principal(org_id, name),
+                    ctx=ctx,
+                    prune=spec.prune,
+                    managed=spec.managed,
+                    found=snap.found,
+                    results=results,
+                )
+            )
     except Invalid as exc:
         with db.write() as session:
             sources.record_fetch(
@@ -368,10 +381,12 @@ def sync_source(
             ctx=ctx,
             source_id=spec.id,
             commit=snap.commit,
-            documents=results,
+            documents=results + (tracked.pruned if tracked else []),
             problem=snap.problem,
             trigger=trigger,
             now=now or utcnow(),
+            managed=tracked.managed if tracked else None,
+            orphans=tracked.orphans if tracked else None,
         )
     failed = [d for d in results if d.result == "failed"]
     if snap.problem or failed:

@@ -50,6 +50,7 @@ from xcloudflow.runs import service as runs
 from xcloudflow.runs.agent_api import router as runs_agent_router
 from xcloudflow.runs.api import router as runs_router
 from xcloudflow.secrets.api import router as secrets_router
+from xcloudflow.server import docs as api_docs
 from xcloudflow.server import errors
 from xcloudflow.server.deps import AppContext, app_context, principal
 from xcloudflow.server.middleware import RequestContextMiddleware
@@ -308,7 +309,7 @@ def create_app(
         title="XCloudFlow",
         version=__version__,
         description="Self-hosted infrastructure control plane: Terraform/Pulumi state service.",
-        docs_url="/api/docs",
+        docs_url=None,  # server/docs.py serves /api/docs without a CDN
         openapi_url="/api/openapi.json",
         redoc_url=None,
         lifespan=lifespan,
@@ -316,6 +317,7 @@ def create_app(
     app.state.ctx = ctx
     app.state.jobs = jobs_runtime
     errors.install(app)
+    api_docs.install(app)
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
