@@ -19,9 +19,9 @@ from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.db.base import utcnow
 from xcloudflow.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from xcloudflow.iam.models import ApiToken, Membership, Organization, User
-from xcloudflow.iam.schemas import Principal, TokenCreated, TokenOut, UserOut
+from xcloudflow.iam.schemas import ROLE_PERMISSIONS, Permission, Principal, TokenCreated, TokenOut, UserOut
+from xcloudflow.settings import DEFAULT_ORG as DEFAULT_ORG  # the name settings' local roots default to
 
-DEFAULT_ORG = "default"
 ADMIN_USER = "admin"
 TOKEN_PREFIX = "xcf_"  # noqa: S105 - a prefix, not a secret
 
@@ -37,6 +37,15 @@ def new_token_secret() -> str:
 def require(principal: Principal, role: str, *, action: str) -> None:
     if not principal.has(role):
         raise Forbidden(f"{action} needs the {role} role; {principal.user_name} is {principal.role}")
+
+
+def require_permission(principal: Principal, permission: Permission, *, action: str) -> None:
+    if not principal.can(permission):
+        holders = sorted(role for role, granted in ROLE_PERMISSIONS.items() if permission in granted)
+        raise Forbidden(
+            f"{action} needs the {permission} permission (roles: {', '.join(holders)}); "
+            f"{principal.user_name} is {principal.role}"
+        )
 
 
 def ensure_org(*, session: Session, name: str) -> Organization:
@@ -259,6 +268,13 @@ def create_organization(*, session: Session, ctx: AuditContext, name: str, admin
     )
     session.flush()
     return secret
+
+
+def org_name(*, session: Session, org_id: int) -> str:
+    name = session.scalars(select(Organization.name).where(Organization.id == org_id)).first()
+    if name is None:
+        raise NotFound(f"no organization {org_id}")
+    return name
 
 
 def org_id_by_name(*, session: Session, name: str) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from xcloudflow.iam.schemas import Principal
-from xcloudflow.iam.service import require
+from xcloudflow.iam.schemas import Permission, Principal
+from xcloudflow.iam.service import require, require_permission
 from xcloudflow.metrics import STATE_WRITES
 from xcloudflow.server.deps import app_context, audit_context, principal
 from xcloudflow.state import service
@@ -100,6 +100,8 @@ def show_version(
 def version_content(
     request: Request, tool: str, project: str, stack: str, version: int, who: Principal = Depends(principal)
 ) -> Response:
+    """The stored bytes of a version (`state:read`: writers and admins)."""
+    require_permission(who, Permission.STATE_READ, action="reading a raw state version")
     ctx = app_context(request)
     with ctx.db.read() as session:
         content = service.read_content(
@@ -173,7 +175,7 @@ def outputs(
             keyring=ctx.keyring,
             org_id=who.org_id,
             ref=StackRef.parse(tool, project, stack),
-            reveal_sensitive=who.has("writer"),
+            reveal_sensitive=who.can(Permission.STATE_READ),
         )
 
 
