@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     port: int = 8080
     workers: int = 1
     log_level: str = "info"
+    # Stale Terraform locks (see state.locking): every this many seconds `xcf server` breaks, audited,
+    # the locks whose holder is a job that has finished (on by default: its token no longer works, so
+    # nobody can release them but an admin) and, when set above 0, the locks older than the limit that
+    # no live job holds (off by default; set it above your longest apply).
+    state_lock_expiry_interval_seconds: float = Field(default=60.0, gt=0)
+    state_lock_expire_finished_jobs: bool = True
+    state_lock_max_age_seconds: float = Field(default=0.0, ge=0)
     # Purge loop interval for soft-deleted stacks past retention.
     maintenance_interval_seconds: float = 3600.0
     # How often the inventory consumer polls the outbox (on PostgreSQL it also wakes on NOTIFY).
