@@ -144,13 +144,14 @@ def test_inventory_redacts_values_equal_to_a_sensitive_one(
     [s] = [r for r in state["resources"] if r["name"] == "s"]
     # What Terraform marks: only `input` (the premise of the finding).
     assert [p[0]["value"] for p in s["instances"][0]["sensitive_attributes"]] == ["input"]
-    assert s["instances"][0]["attributes"]["output"] == SECRET
+    assert s["instances"][0]["attributes"]["output"] == {"value": SECRET, "type": "string"}
 
     uid = found["terraform_data.s"]["stable_uid"]
     for text in _texts(api, uid, producer.project, producer.stack):
         assert SECRET not in text, text
     attrs = api.get(f"/api/v1/resources/{uid}").json()["attrs"]
-    assert attrs["input"]["value"].startswith("(sensitive:")
-    assert attrs["output"]["value"] == attrs["input"]["value"]  # the same secret, the same marker
+    assert attrs["input"].startswith("(sensitive:")  # marked by Terraform: the whole dynamic value
+    assert attrs["output"]["value"].startswith("(sensitive:")  # the unmarked copy
+    assert attrs["output"]["type"] == "string"
     net = api.get(f"/api/v1/resources/{found['terraform_data.net']['stable_uid']}").json()["attrs"]
-    assert net["output"]["value"] == "vpc-42"  # short and unrelated values stay readable
+    assert net["output"] == {"value": "vpc-42", "type": "string"}  # unrelated values stay readable

@@ -63,6 +63,14 @@ def test_short_secrets_are_matched_only_whole_and_flags_never() -> None:
     assert out["b"] == "1"  # below MIN_EQUAL_CHARS
 
 
+def test_a_dynamic_values_type_name_is_not_a_secret() -> None:
+    attrs = {"input": {"value": SECRET, "type": "string"}, "output": {"value": SECRET, "type": "string"}}
+    attrs["name"] = {"value": "plain", "type": "string"}
+    out = redact.redact(attrs, salt=SALT, sensitive_paths=[["input"]])
+    assert out["output"]["value"].startswith("(sensitive:") and out["output"]["type"] == "string"
+    assert out["name"] == {"value": "plain", "type": "string"}
+
+
 def test_state_secrets_cover_other_resources_and_sensitive_outputs() -> None:
     doc = tf(1, [data("s", SECRET, ["input"]), data("t", "other-value")])
     doc["outputs"] = {"pw": {"value": "output-only-secret", "type": "string", "sensitive": True}}

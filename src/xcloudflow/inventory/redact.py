@@ -60,8 +60,12 @@ def _text(value: Any) -> str | None:
 
 
 def scalars(value: Any) -> Iterator[str]:
-    """The comparable texts of every scalar in a JSON value."""
+    """The comparable texts of every scalar in a JSON value; of a dynamic value as Terraform stores it
+    (`{"value": ..., "type": ...}`, e.g. terraform_data's input) only the value, not its type name."""
     if isinstance(value, dict):
+        if value.keys() == {"value", "type"}:
+            yield from scalars(value["value"])
+            return
         for v in value.values():
             yield from scalars(v)
     elif isinstance(value, list):
