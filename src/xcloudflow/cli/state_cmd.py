@@ -97,7 +97,8 @@ def state_locks(ctx: typer.Context, output: Format = OUTPUT) -> None:
     items = _client(ctx).json("GET", "/api/v1/stacks/locks")
     for item in items:
         item["age"] = _age(item["age_seconds"])
-    emit(items, output, ["tool", "project", "stack", "ID", "Who", "actor", "Operation", "locked_at", "age"])
+        item["address"] = f"{item['tool']}/{item['project']}/{item['stack']}"
+    emit(items, output, ["address", "ID", "Who", "age"])
 
 
 @state_app.command("show")
