@@ -43,7 +43,7 @@ class LocalRoots:
             if not entry.strip():
                 continue
             org, sep, part = entry.partition("=")
-            if not sep or not org.strip():
+            if not sep or not org.strip() or "/" in org:
                 raise ValueError(
                     f"local roots entry {entry.strip()!r} is not ORG=PATH[{os.pathsep}PATH...] "
                     "(entries separated by ';')"

@@ -85,3 +85,5 @@ def test_the_setting_forms() -> None:
         LocalRoots.parse("default=/srv/a;/srv/b")
     with pytest.raises(ValueError, match="not ORG=PATH"):
         Settings(compose_local_roots="=/srv/a")
+    with pytest.raises(ValueError, match="not ORG=PATH"):  # a path with "=" is not an organization
+        LocalRoots.parse("/srv/a=b")
