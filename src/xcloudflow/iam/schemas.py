@@ -44,12 +44,14 @@ class Principal:
     token_id: int
     # A job token acts only on the one Terraform stack of its job: (project, stack); None for people.
     stack_scope: tuple[str, str] | None = None
+    # Permissions granted to this member beyond the role (see grant_permissions).
+    grants: frozenset[Permission] = frozenset()
 
     def has(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
 
     def can(self, permission: Permission) -> bool:
-        return permission in ROLE_PERMISSIONS[self.role]
+        return permission in ROLE_PERMISSIONS[self.role] or permission in self.grants
 
 
 class UserCreate(BaseModel):
@@ -64,6 +66,13 @@ class UserOut(BaseModel):
     role: str
     created_at: datetime
     disabled: bool
+    grants: list[Permission] = Field(default_factory=list, description="permissions beyond the role")
+
+
+class GrantsPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grants: list[Permission] = Field(max_length=len(Permission), description="the whole set; [] removes all")
 
 
 class TokenCreate(BaseModel):

@@ -43,8 +43,8 @@ def require_permission(principal: Principal, permission: Permission, *, action: 
     if not principal.can(permission):
         holders = sorted(role for role, granted in ROLE_PERMISSIONS.items() if permission in granted)
         raise Forbidden(
-            f"{action} needs the {permission} permission (roles: {', '.join(holders)}); "
-            f"{principal.user_name} is {principal.role}"
+            f"{action} needs the {permission} permission (roles: {', '.join(holders)}, or an admin's "
+            f"grant: xcf user grant NAME {permission}); {principal.user_name} is {principal.role}"
         )
 
 
@@ -112,6 +112,48 @@ def authenticate(*, session: Session, token: str) -> Principal:
         org_name=org.name,
         role=member.role,
         token_id=tok.id,
+        grants=frozenset(_grants(member)),
+    )
+
+
+def _grants(member: Membership) -> list[Permission]:
+    return [Permission(g) for g in member.grants or [] if g in Permission._value2member_map_]
+
+
+def set_grants(
+    *, session: Session, principal: Principal, ctx: AuditContext, name: str, grants: list[Permission]
+) -> UserOut:
+    """Give one member of the organization exactly these permissions beyond their role (admins)."""
+    require(principal, "admin", action="granting permissions")
+    row = session.execute(
+        select(User, Membership)
+        .join(Membership, Membership.user_id == User.id)
+        .where(User.name == name, Membership.org_id == principal.org_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"no user {name} in organization {principal.org_name}")
+    user, member = row
+    before = [str(g) for g in _grants(member)]
+    member.grants = sorted({str(g) for g in grants}) or None
+    audit.record(
+        session=session,
+        ctx=ctx,
+        action="iam.user.grants",
+        resource=f"user/{name}",
+        details={"before": before, "after": member.grants or []},
+    )
+    session.flush()
+    return _user_out(user, member)
+
+
+def _user_out(user: User, member: Membership) -> UserOut:
+    return UserOut(
+        name=user.name,
+        role=member.role,
+        created_at=user.created_at,
+        disabled=user.disabled_at is not None,
+        grants=_grants(member),
     )
 
 
@@ -143,10 +185,7 @@ def list_users(*, session: Session, principal: Principal) -> list[UserOut]:
         .where(Membership.org_id == principal.org_id)
         .order_by(User.name)
     ).all()
-    return [
-        UserOut(name=u.name, role=m.role, created_at=u.created_at, disabled=u.disabled_at is not None)
-        for u, m in rows
-    ]
+    return [_user_out(u, m) for u, m in rows]
 
 
 def _token_out(tok: ApiToken, user_name: str) -> TokenOut:
