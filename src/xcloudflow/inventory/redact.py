@@ -88,9 +88,6 @@ class KnownSecrets:
     def __bool__(self) -> bool:
         return bool(self.values)
 
-    def __or__(self, other: KnownSecrets) -> KnownSecrets:
-        return KnownSecrets(self.values | other.values) if other.values - self.values else self
-
     def matches(self, value: Any) -> bool:
         text = _text(value)
         if text is None or text.startswith(MARKER_PREFIX):
@@ -192,7 +189,13 @@ def redact(
     assert isinstance(result, dict)
     for path in sensitive_paths or []:
         _redact_path(result, path, salt)
-    secrets = KnownSecrets(found) | known if known else KnownSecrets(found)
+    # The state's set is reused as is when the instance adds nothing to it (the usual case: its marked
+    # values are the state's), so its pattern is compiled once per version, not once per resource.
+    own = {v for v in found if len(v) >= MIN_EQUAL_CHARS}
+    if known is not None and own <= known.values:
+        secrets = known
+    else:
+        secrets = KnownSecrets(own | (known.values if known is not None else frozenset()))
     if secrets:
         equal = _redact_equal(result, secrets, salt)
         assert isinstance(equal, dict)
