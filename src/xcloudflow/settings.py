@@ -7,10 +7,52 @@ point (CLI, server factory, tests) and passed in.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ORG = "default"
+
+
+@dataclass(frozen=True)
+class LocalRoots:
+    """Which server directories each organization may read as git repositories (compose, GitOps).
+
+    Local repositories are a server operator's grant, never an organization's own setting: an
+    organization admin must not be able to give their organization another one's directory. Two forms:
+    `/srv/a:/srv/b` (os.pathsep-separated) grants the default organization only (the single-team
+    setup of the README); `default=/srv/repos;team-b=/srv/b1:/srv/b2` grants per organization name
+    (entries separated by `;`). An organization not named gets no local root at all.
+    """
+
+    by_org: Mapping[str, tuple[Path, ...]]
+
+    @classmethod
+    def parse(cls, text: str) -> LocalRoots:
+        def paths(part: str) -> tuple[Path, ...]:
+            return tuple(Path(p).expanduser().resolve() for p in part.split(os.pathsep) if p.strip())
+
+        if "=" not in text:
+            found = paths(text)
+            return cls({DEFAULT_ORG: found} if found else {})
+        by_org: dict[str, tuple[Path, ...]] = {}
+        for entry in text.split(";"):
+            if not entry.strip():
+                continue
+            org, sep, part = entry.partition("=")
+            if not sep or not org.strip() or "/" in org:
+                raise ValueError(
+                    f"local roots entry {entry.strip()!r} is not ORG=PATH[{os.pathsep}PATH...] "
+                    "(entries separated by ';')"
+                )
+            by_org[org.strip()] = by_org.get(org.strip(), ()) + paths(part)
+        return cls(by_org)
+
+    def of(self, org_name: str) -> list[Path]:
+        return list(self.by_org.get(org_name, ()))
 
 
 class Settings(BaseSettings):
@@ -28,6 +70,13 @@ class Settings(BaseSettings):
     port: int = 8080
     workers: int = 1
     log_level: str = "info"
+    # Stale Terraform locks (see state.locking): every this many seconds `xcf server` breaks, audited,
+    # the locks whose holder is a job that has finished (on by default: its token no longer works, so
+    # nobody can release them but an admin) and, when set above 0, the locks older than the limit that
+    # no live job holds (off by default; set it above your longest apply).
+    state_lock_expiry_interval_seconds: float = Field(default=60.0, gt=0)
+    state_lock_expire_finished_jobs: bool = True
+    state_lock_max_age_seconds: float = Field(default=0.0, ge=0)
     # Purge loop interval for soft-deleted stacks past retention.
     maintenance_interval_seconds: float = 3600.0
     # How often the inventory consumer polls the outbox (on PostgreSQL it also wakes on NOTIFY).
@@ -48,9 +97,9 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(default=8, ge=1, le=50)
     notify_retry_base_seconds: float = Field(default=30.0, gt=0)
     # Control plane (compose): how often `xcf server` advances ChangeSets and starts due drift checks
-    # and TTL collections; which local directories (os.pathsep-separated) may be read as repositories
-    # (local paths and file:// URLs are refused otherwise); the size cap of a repository snapshot;
-    # attempts and backoff base for a node whose apply fails transiently.
+    # and TTL collections; which local directories each organization may read as repositories (local
+    # paths and file:// URLs are refused otherwise; see `LocalRoots`); the size cap of a repository
+    # snapshot; attempts and backoff base for a node whose apply fails transiently.
     compose_tick_seconds: float = Field(default=2.0, gt=0)
     # Config clients poll resolve/watch: their token's principal is remembered this long per process
     # (a revoked token keeps working on those two routes for at most this long; 0 turns it off).
@@ -61,8 +110,8 @@ class Settings(BaseSettings):
     compose_max_attempts: int = Field(default=3, ge=1, le=20)
     compose_retry_base_seconds: float = Field(default=10.0, gt=0)
     # GitOps: how often `xcf server` looks for sources due for a sync (a webhook wakes it at once);
-    # which local directories (os.pathsep-separated) may be read as repositories (local paths and
-    # file:// URLs are refused otherwise); the time limit of one git fetch.
+    # which local directories each organization may read as repositories (as compose_local_roots);
+    # the time limit of one git fetch.
     gitops_tick_seconds: float = Field(default=15.0, gt=0)
     gitops_local_roots: str = ""
     gitops_git_timeout_seconds: float = Field(default=120.0, gt=0)
@@ -105,17 +154,19 @@ class Settings(BaseSettings):
             return url
         return f"sqlite:///{self.data_dir / 'xcloudflow.db'}"
 
-    @property
-    def compose_roots(self) -> list[Path]:
-        return [
-            Path(p).expanduser().resolve() for p in self.compose_local_roots.split(os.pathsep) if p.strip()
-        ]
+    @field_validator("compose_local_roots", "gitops_local_roots")
+    @classmethod
+    def _roots(cls, value: str) -> str:
+        LocalRoots.parse(value)  # a malformed value stops the start, naming what is wrong
+        return value
 
     @property
-    def gitops_roots(self) -> list[Path]:
-        return [
-            Path(p).expanduser().resolve() for p in self.gitops_local_roots.split(os.pathsep) if p.strip()
-        ]
+    def compose_roots(self) -> LocalRoots:
+        return LocalRoots.parse(self.compose_local_roots)
+
+    @property
+    def gitops_roots(self) -> LocalRoots:
+        return LocalRoots.parse(self.gitops_local_roots)
 
     @property
     def key_file(self) -> Path:

@@ -27,7 +27,7 @@ from xcloudflow.db import Database
 from xcloudflow.db.base import utcnow
 from xcloudflow.gitops import sync as gitops_sync
 from xcloudflow.keys.keyring import Keyring
-from xcloudflow.settings import Settings
+from xcloudflow.settings import LocalRoots, Settings
 
 OTHER = """\
 apiVersion: gitops.conflux.io/v1alpha1
@@ -147,7 +147,7 @@ def test_a_repository_that_cannot_be_fetched(
     outside = admin.post("/api/v1/gitops/sources", json={"name": "outside", "url": "/etc"})
     assert outside.status_code == 422 and "XCF_GITOPS_LOCAL_ROOTS" in outside.text  # refused at add
     # ... and at every sync, when the allowed roots changed since the source was added.
-    no_roots = gitops_sync.SyncOptions(local_roots=(), git_timeout=30)
+    no_roots = gitops_sync.SyncOptions(local_roots=LocalRoots({}), git_timeout=30)
     refused = gitops_sync.sync_source(
         db=db, keyring=Keyring.from_settings(settings), options=no_roots, org_id=1, name="gone"
     )

@@ -222,6 +222,7 @@ WRITES = {
     ("DELETE", API),
     ("POST", API + "/restore"),
     ("DELETE", API + "/versions/1"),
+    ("GET", API + "/versions/1/content"),  # raw state: state:read, not a reader's outputs-only access
 }
 
 

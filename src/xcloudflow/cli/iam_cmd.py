@@ -70,7 +70,27 @@ def user_create(
 @user_app.command("list")
 def user_list(ctx: typer.Context, output: Format = OUTPUT) -> None:
     """List the users of your organization."""
-    emit(_client(ctx).json("GET", "/api/v1/users"), output, ["name", "role", "created_at", "disabled"])
+    users = _client(ctx).json("GET", "/api/v1/users")
+    if output is Format.table:
+        for user in users:
+            user["grants"] = ", ".join(user.get("grants") or [])
+    emit(users, output, ["name", "role", "grants", "created_at", "disabled"])
+
+
+@user_app.command("grant")
+def user_grant(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    permissions: list[str] = typer.Argument(None, help="e.g. state:read; none removes every grant"),
+    output: Format = OUTPUT,
+) -> None:
+    """Set the permissions a user has beyond their role (admins): `xcf user grant ci-bot state:read`
+    lets a reader read raw state; `xcf user grant ci-bot` removes the grants."""
+    emit(
+        _client(ctx).json("PUT", f"/api/v1/users/{name}/grants", json={"grants": permissions or []}),
+        output,
+        ["name", "role", "grants"],
+    )
 
 
 def whoami(ctx: typer.Context, output: Format = OUTPUT) -> None:

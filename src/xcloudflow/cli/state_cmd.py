@@ -60,11 +60,45 @@ def state_list(
     for item in items:
         lock = item.get("lock")
         item["locked_by"] = lock["Who"] if isinstance(lock, dict) else None
+        item["locked_for"] = _age(lock["age_seconds"]) if isinstance(lock, dict) else None
     emit(
         items,
         output,
-        ["tool", "project", "stack", "head_version", "serial", "size", "updated_at", "locked_by"],
+        [
+            "tool",
+            "project",
+            "stack",
+            "head_version",
+            "serial",
+            "size",
+            "updated_at",
+            "locked_by",
+            "locked_for",
+        ],
     )
+
+
+def _age(seconds: object) -> str:
+    """1d2h, 3h4m, 5m6s, 7s: how long a lock has been held."""
+    total = int(float(seconds)) if isinstance(seconds, int | float) else 0
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+@state_app.command("locks")
+def state_locks(ctx: typer.Context, output: Format = OUTPUT) -> None:
+    """List the held locks, oldest first, with their age and holder (a stale one is at the top)."""
+    items = _client(ctx).json("GET", "/api/v1/stacks/locks")
+    for item in items:
+        item["age"] = _age(item["age_seconds"])
+        item["address"] = f"{item['tool']}/{item['project']}/{item['stack']}"
+    emit(items, output, ["address", "ID", "Who", "age"])
 
 
 @state_app.command("show")

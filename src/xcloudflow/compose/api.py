@@ -42,7 +42,7 @@ async def plan(request: Request, body: ChangeSetCreate, who: Principal = Depends
         read = read_repository(
             principal=who,
             body=body,
-            local_roots=settings.compose_roots,
+            local_roots=settings.compose_roots.of(who.org_name),
             max_bytes=settings.compose_bundle_max_bytes,
             git_timeout=settings.compose_git_timeout_seconds,
         )

@@ -44,7 +44,7 @@ def create_source(request: Request, body: SourceCreate, who: Principal = Depends
             principal=who,
             ctx=audit_context(request, who),
             body=body,
-            local_roots=options(ctx).local_roots,
+            local_roots=options(ctx).local_roots.of(who.org_name),
         )
 
 

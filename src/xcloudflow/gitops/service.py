@@ -76,6 +76,7 @@ class SourceSpec:
 
     id: int
     org_id: int
+    org_name: str  # the local roots a sync may read are the organization's (settings.LocalRoots)
     name: str
     url: str
     ref: str
@@ -539,6 +540,7 @@ def spec_of(*, session: Session, org_id: int, name: str) -> SourceSpec:
     return SourceSpec(
         id=row.id,
         org_id=row.org_id,
+        org_name=iam.org_name(session=session, org_id=row.org_id),
         name=row.name,
         url=row.url,
         ref=row.ref_name,

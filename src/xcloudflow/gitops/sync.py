@@ -41,6 +41,7 @@ from xcloudflow.gitops.schemas import DocumentResult, SourceOut
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.secrets import service as secret_store
+from xcloudflow.settings import LocalRoots
 
 log = logging.getLogger("xcloudflow.gitops")
 LOCAL_ROOTS_SETTING = "XCF_GITOPS_LOCAL_ROOTS"
@@ -48,7 +49,7 @@ LOCAL_ROOTS_SETTING = "XCF_GITOPS_LOCAL_ROOTS"
 
 @dataclass(frozen=True)
 class SyncOptions:
-    local_roots: Sequence[Path] = ()
+    local_roots: LocalRoots = field(default_factory=lambda: LocalRoots({}))  # per organization
     git_timeout: float = 120.0
 
 
@@ -89,7 +90,8 @@ def sync_principal(org_id: int, source: str) -> Principal:
 
 
 def _check_local(url: str, roots: Sequence[Path]) -> None:
-    """Refuse local paths and file:// outside the allowed roots, naming this domain's setting."""
+    """Refuse local paths and file:// outside the organization's allowed roots, naming this domain's
+    setting."""
     if url.lower().startswith("file://"):
         local = Path(url[len("file://") :])
     elif not is_url(url):
@@ -99,8 +101,8 @@ def _check_local(url: str, roots: Sequence[Path]) -> None:
     resolved = local.resolve()
     if not any(resolved == r.resolve() or resolved.is_relative_to(r.resolve()) for r in roots):
         raise Invalid(
-            f"repository {url}: local paths are refused unless under an allowed root (setting "
-            f"{LOCAL_ROOTS_SETTING}; allowed: {', '.join(map(str, roots)) or 'none'})"
+            f"repository {url}: local paths are refused unless under one of this organization's "
+            f"allowed roots (setting {LOCAL_ROOTS_SETTING}; allowed: {', '.join(map(str, roots)) or 'none'})"
         )
 
 
@@ -124,7 +126,8 @@ def snapshot(
     """The source's files at `ref` (raises Invalid with a masked message when it cannot be fetched)."""
     url = spec.url
     hidden: list[str] = []
-    _check_local(url, options.local_roots)
+    local_roots = options.local_roots.of(spec.org_name)
+    _check_local(url, local_roots)
     if spec.secret_ref:
         with db.read() as session:
             values = secret_store.read_values(
@@ -133,7 +136,7 @@ def snapshot(
         url = _with_credentials(url, values, spec.secret_ref)
         hidden = [v for v in (values or {}).values() if v]
     try:
-        with checkout(url, ref, local_roots=options.local_roots, timeout=options.git_timeout) as snap:
+        with checkout(url, ref, local_roots=local_roots, timeout=options.git_timeout) as snap:
             assert snap.commit is not None
             top = snap.root / spec.path if spec.path else snap.root
             if not top.is_dir():

@@ -5,7 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from xcloudflow.iam import service
-from xcloudflow.iam.schemas import Principal, TokenCreate, TokenCreated, TokenOut, UserCreate, UserOut, WhoAmI
+from xcloudflow.iam.schemas import (
+    GrantsPut,
+    Principal,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+    UserCreate,
+    UserOut,
+    WhoAmI,
+)
 from xcloudflow.server.deps import app_context, audit_context, principal
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -27,6 +36,16 @@ def create_user(request: Request, body: UserCreate, who: Principal = Depends(pri
     with app_context(request).db.write() as session:
         return service.create_user(
             session=session, principal=who, ctx=audit_context(request, who), name=body.name, role=body.role
+        )
+
+
+@router.put("/users/{name}/grants", response_model=UserOut)
+def set_grants(request: Request, name: str, body: GrantsPut, who: Principal = Depends(principal)) -> UserOut:
+    """Set the permissions a member has beyond their role (admins; audited), e.g. `state:read` for a
+    reader whose CI plans against the raw state. The body is the whole set: `[]` removes them all."""
+    with app_context(request).db.write() as session:
+        return service.set_grants(
+            session=session, principal=who, ctx=audit_context(request, who), name=name, grants=body.grants
         )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from xcloudflow.db.base import Base, BigId, UTCDateTime, utcnow
+from xcloudflow.db.base import Base, BigId, Json, UTCDateTime, utcnow
 
 ROLES = ("admin", "writer", "reader")
 
@@ -36,6 +36,9 @@ class Membership(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
     role: Mapped[str] = mapped_column(String(16))
+    # Permissions given to this member beyond the role (iam.schemas.Permission values), e.g. state:read
+    # to a reader whose CI runs `terraform plan -lock=false`.
+    grants: Mapped[list[str] | None] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

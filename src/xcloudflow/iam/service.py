@@ -19,9 +19,9 @@ from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.db.base import utcnow
 from xcloudflow.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from xcloudflow.iam.models import ApiToken, Membership, Organization, User
-from xcloudflow.iam.schemas import Principal, TokenCreated, TokenOut, UserOut
+from xcloudflow.iam.schemas import ROLE_PERMISSIONS, Permission, Principal, TokenCreated, TokenOut, UserOut
+from xcloudflow.settings import DEFAULT_ORG as DEFAULT_ORG  # the name settings' local roots default to
 
-DEFAULT_ORG = "default"
 ADMIN_USER = "admin"
 TOKEN_PREFIX = "xcf_"  # noqa: S105 - a prefix, not a secret
 
@@ -37,6 +37,15 @@ def new_token_secret() -> str:
 def require(principal: Principal, role: str, *, action: str) -> None:
     if not principal.has(role):
         raise Forbidden(f"{action} needs the {role} role; {principal.user_name} is {principal.role}")
+
+
+def require_permission(principal: Principal, permission: Permission, *, action: str) -> None:
+    if not principal.can(permission):
+        holders = sorted(role for role, granted in ROLE_PERMISSIONS.items() if permission in granted)
+        raise Forbidden(
+            f"{action} needs the {permission} permission (roles: {', '.join(holders)}, or an admin's "
+            f"grant: xcf user grant NAME {permission}); {principal.user_name} is {principal.role}"
+        )
 
 
 def ensure_org(*, session: Session, name: str) -> Organization:
@@ -103,6 +112,48 @@ def authenticate(*, session: Session, token: str) -> Principal:
         org_name=org.name,
         role=member.role,
         token_id=tok.id,
+        grants=frozenset(_grants(member)),
+    )
+
+
+def _grants(member: Membership) -> list[Permission]:
+    return [Permission(g) for g in member.grants or [] if g in Permission._value2member_map_]
+
+
+def set_grants(
+    *, session: Session, principal: Principal, ctx: AuditContext, name: str, grants: list[Permission]
+) -> UserOut:
+    """Give one member of the organization exactly these permissions beyond their role (admins)."""
+    require(principal, "admin", action="granting permissions")
+    row = session.execute(
+        select(User, Membership)
+        .join(Membership, Membership.user_id == User.id)
+        .where(User.name == name, Membership.org_id == principal.org_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"no user {name} in organization {principal.org_name}")
+    user, member = row
+    before = [str(g) for g in _grants(member)]
+    member.grants = sorted({str(g) for g in grants}) or None
+    audit.record(
+        session=session,
+        ctx=ctx,
+        action="iam.user.grants",
+        resource=f"user/{name}",
+        details={"before": before, "after": member.grants or []},
+    )
+    session.flush()
+    return _user_out(user, member)
+
+
+def _user_out(user: User, member: Membership) -> UserOut:
+    return UserOut(
+        name=user.name,
+        role=member.role,
+        created_at=user.created_at,
+        disabled=user.disabled_at is not None,
+        grants=_grants(member),
     )
 
 
@@ -134,10 +185,7 @@ def list_users(*, session: Session, principal: Principal) -> list[UserOut]:
         .where(Membership.org_id == principal.org_id)
         .order_by(User.name)
     ).all()
-    return [
-        UserOut(name=u.name, role=m.role, created_at=u.created_at, disabled=u.disabled_at is not None)
-        for u, m in rows
-    ]
+    return [_user_out(u, m) for u, m in rows]
 
 
 def _token_out(tok: ApiToken, user_name: str) -> TokenOut:
@@ -259,6 +307,13 @@ def create_organization(*, session: Session, ctx: AuditContext, name: str, admin
     )
     session.flush()
     return secret
+
+
+def org_name(*, session: Session, org_id: int) -> str:
+    name = session.scalars(select(Organization.name).where(Organization.id == org_id)).first()
+    if name is None:
+        raise NotFound(f"no organization {org_id}")
+    return name
 
 
 def org_id_by_name(*, session: Session, name: str) -> int:

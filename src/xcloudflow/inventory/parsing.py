@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from xcloudflow.inventory.redact import KnownSecrets, scalars, value_at
+
 _PROVIDER_RE = re.compile(r'provider\["(?P<source>[^"]+)"\]')
 
 
@@ -178,6 +180,23 @@ def parse_pulumi(doc: Any) -> list[ParsedResource]:
             )
         )
     return out
+
+
+def state_secrets(doc: Any) -> KnownSecrets:
+    """The secrets of a whole Terraform state: the values at the sensitive paths of every instance
+    (data sources included) and the values of sensitive outputs. Call it on a document `parse` accepted."""
+    found: list[str] = []
+    for res in doc.get("resources") or []:
+        for inst in res.get("instances") or [] if isinstance(res, dict) else []:
+            if isinstance(inst, dict) and inst.get("sensitive_attributes"):
+                attrs = inst.get("attributes")
+                for path in _sensitive_paths(inst["sensitive_attributes"]):
+                    found.extend(scalars(value_at(attrs, path)))
+    outputs = doc.get("outputs")
+    for out in outputs.values() if isinstance(outputs, dict) else ():
+        if isinstance(out, dict) and out.get("sensitive"):
+            found.extend(scalars(out.get("value")))
+    return KnownSecrets(found)
 
 
 def parse(tool: str, doc: Any, *, include_data: bool = False) -> list[ParsedResource]:

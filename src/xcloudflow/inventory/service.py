@@ -30,7 +30,7 @@ from xcloudflow.inventory.models import (
     ResourceEvent,
     ResourceRef,
 )
-from xcloudflow.inventory.parsing import InventoryParseError, ParsedResource, parse
+from xcloudflow.inventory.parsing import InventoryParseError, ParsedResource, parse, state_secrets
 from xcloudflow.keys import service as keys
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.state import service as state
@@ -72,14 +72,20 @@ class Known:
 
 
 def _resolve(
-    parsed: list[ParsedResource], sv: StoredVersion, salt: bytes, known: dict[str, Known]
+    parsed: list[ParsedResource],
+    sv: StoredVersion,
+    salt: bytes,
+    known: dict[str, Known],
+    secrets: redact.KnownSecrets,
 ) -> tuple[dict[uuid.UUID, Resolved], set[uuid.UUID]]:
     """Identity and redacted attributes of every resource; unchanged ones (same keyed hash of the
-    stored instance at the same address) keep what the projection has and skip redaction."""
+    stored instance at the same address, and the same secrets in the state) keep what the projection
+    has and skip redaction."""
     out: dict[uuid.UUID, Resolved] = {}
     unchanged: set[uuid.UUID] = set()
+    secrets_digest = secrets.digest(salt=salt)
     for res in parsed:
-        source_hash = redact.keyed_hash(res.source, salt=salt)
+        source_hash = redact.keyed_hash(res.source + secrets_digest, salt=salt)
         prior = known.get(res.addr)
         if prior is not None and prior.source_hash == source_hash and prior.uid not in out:
             res.attrs = {}
@@ -89,7 +95,7 @@ def _resolve(
         uid, gid = identity.stable_uid(res, tool=sv.tool, project=sv.project, stack=sv.stack)
         if uid in out:  # the same global id twice in one state (e.g. a deposed instance): keep both apart
             uid, gid = uuid.uuid5(identity.NAMESPACE, f"dup|{uid}|{res.addr}"), None
-        attrs = redact.redact(res.attrs, salt=salt, sensitive_paths=res.sensitive_paths)
+        attrs = redact.redact(res.attrs, salt=salt, sensitive_paths=res.sensitive_paths, known=secrets)
         region = identity.region_of(res)
         res.attrs = {}  # from here on only the redacted form exists: no secret can reach a table
         out[uid] = Resolved(res, uid, gid, attrs, redact.attrs_hash(attrs, salt=salt), source_hash, region)
@@ -145,11 +151,12 @@ def ingest_version(
     progress.last_version = sv.version
     progress.updated_at = utcnow()
     try:
-        parsed = parse(
-            sv.tool,
-            state.load_document(session=session, keyring=keyring, head_id=sv.head_id, version=sv.version),
-            include_data=include_data,
-        )
+        doc = state.load_document(session=session, keyring=keyring, head_id=sv.head_id, version=sv.version)
+        parsed = parse(sv.tool, doc, include_data=include_data)
+        # Every secret of the state, looked for in every resource (Terraform marks where a secret went
+        # in, not where it comes out; see redact).
+        secrets = state_secrets(doc) if sv.tool == "terraform" else redact.KnownSecrets()
+        del doc
     except (InventoryParseError, DomainError) as exc:
         _record_error(session, sv, str(exc))
         session.flush()
@@ -172,7 +179,7 @@ def ingest_version(
             )
         ).all()
     ]
-    new, unchanged = _resolve(parsed, sv, salt, {k.addr: k for k in known})
+    new, unchanged = _resolve(parsed, sv, salt, {k.addr: k for k in known}, secrets)
     count = _apply(session, sv, new, unchanged, known)
     session.flush()
     return count

@@ -10,9 +10,11 @@ transaction; nothing here commits.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -475,6 +477,21 @@ def reap_expired(*, session: Session, lease_seconds: float) -> list[uuid.UUID]:
     agents.mark_offline(session=session, offline_after_seconds=lease_seconds)
     session.flush()
     return [job.id for job, _ in rows]
+
+
+def holder_statuses(*, session: Session, holders: Sequence[str]) -> dict[str, str]:
+    """The status of the job behind each `job:<id>` actor (a lock holder), "missing" for none."""
+    ids: dict[uuid.UUID, str] = {}
+    for holder in holders:
+        with contextlib.suppress(ValueError):
+            ids[uuid.UUID(holder.removeprefix("job:"))] = holder
+    found = {
+        job_id: status
+        for job_id, status in session.execute(select(Job.id, Job.status).where(Job.id.in_(list(ids))))
+    }
+    return {holder: found.get(job_id, "missing") for job_id, holder in ids.items()} | {
+        h: "missing" for h in holders if h not in ids.values()
+    }
 
 
 def list_jobs(

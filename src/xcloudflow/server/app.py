@@ -53,6 +53,7 @@ from xcloudflow.secrets.api import router as secrets_router
 from xcloudflow.server import docs as api_docs
 from xcloudflow.server import errors
 from xcloudflow.server.deps import AppContext, app_context, principal
+from xcloudflow.server.lock_expiry import LockExpiry
 from xcloudflow.server.middleware import RequestContextMiddleware
 from xcloudflow.settings import Settings
 from xcloudflow.state import service as state
@@ -257,6 +258,7 @@ def create_app(
         compose_task = asyncio.create_task(_compose_loop(ctx)) if maintenance else None
         gitops_task = asyncio.create_task(_gitops_loop(ctx)) if maintenance else None
         conflux_task = asyncio.create_task(_conflux_retention_loop(ctx)) if maintenance else None
+        locks_task = asyncio.create_task(LockExpiry(ctx).loop()) if maintenance else None
         worker = None
         if inventory_worker if inventory_worker is not None else maintenance:
             worker = InventoryWorker(
@@ -294,7 +296,7 @@ def create_app(
             if sender is not None:
                 await run_in_threadpool(sender.stop)
             conflux_api.close_hub(_app)
-            for background in (task, runs_task, compose_task, conflux_task):
+            for background in (task, runs_task, compose_task, conflux_task, locks_task):
                 if background is not None:
                     background.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -5,16 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from xcloudflow.iam.schemas import Principal
-from xcloudflow.iam.service import require
+from xcloudflow.iam.schemas import Permission, Principal
+from xcloudflow.iam.service import require, require_permission
 from xcloudflow.metrics import STATE_WRITES
 from xcloudflow.server.deps import app_context, audit_context, principal
-from xcloudflow.state import service
+from xcloudflow.state import locking, service
 from xcloudflow.state.backend_api import stream_state
 from xcloudflow.state.documents import StackRef
 from xcloudflow.state.schemas import (
     OutputsOut,
     RollbackRequest,
+    StackLockOut,
     StackOut,
     StackPage,
     StateDiff,
@@ -47,6 +48,16 @@ def list_stacks(
             cursor=cursor,
             limit=limit,
         )
+
+
+@router.get("/locks", response_model=list[StackLockOut])
+def list_locks(request: Request, who: Principal = Depends(principal)) -> list[StackLockOut]:
+    """Every lock held in the organization, oldest first, with its age (a stale one is the oldest)."""
+    with app_context(request).db.read() as session:
+        return [
+            StackLockOut(**lock.model_dump(), tool=ref.tool, project=ref.project, stack=ref.stack)
+            for ref, lock in locking.list_locks(session=session, org_id=who.org_id)
+        ]
 
 
 @router.get(STACK, response_model=StackOut)
@@ -100,6 +111,8 @@ def show_version(
 def version_content(
     request: Request, tool: str, project: str, stack: str, version: int, who: Principal = Depends(principal)
 ) -> Response:
+    """The stored bytes of a version (`state:read`: writers and admins)."""
+    require_permission(who, Permission.STATE_READ, action="reading a raw state version")
     ctx = app_context(request)
     with ctx.db.read() as session:
         content = service.read_content(
@@ -173,7 +186,7 @@ def outputs(
             keyring=ctx.keyring,
             org_id=who.org_id,
             ref=StackRef.parse(tool, project, stack),
-            reveal_sensitive=who.has("writer"),
+            reveal_sensitive=who.can(Permission.STATE_READ),
         )
 
 

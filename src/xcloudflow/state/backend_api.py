@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from xcloudflow.errors import Invalid, MethodNotAllowed, TooLarge
-from xcloudflow.iam.schemas import Principal
-from xcloudflow.iam.service import require
+from xcloudflow.iam.schemas import Permission, Principal
+from xcloudflow.iam.service import require, require_permission
 from xcloudflow.metrics import STATE_WRITE_BYTES, STATE_WRITES
 from xcloudflow.server.deps import app_context, audit_context, principal
 from xcloudflow.state import locking, service
@@ -28,23 +28,31 @@ router = APIRouter(tags=["backend"])
 
 
 def stream_state(content: service.StateContent) -> StreamingResponse:
-    """A version's exact bytes, decrypted as they are sent, with Content-MD5 and ETag."""
-    return StreamingResponse(
-        content.chunks,
-        media_type="application/json",
-        headers={
-            "Content-MD5": content.md5_base64,
-            "ETag": f'"{content.version.etag}"',
-            "Content-Length": str(content.version.size),
-            "X-XCF-Version": str(content.version.version),
-        },
-    )
+    """A version's exact bytes, decrypted as they are sent, with Content-MD5 and ETag (or, for an
+    outputs-only caller, the redacted document, marked by `X-XCF-State: outputs-only`)."""
+    headers = {
+        "Content-MD5": content.md5_base64,
+        "ETag": f'"{content.version.etag}"',
+        "Content-Length": str(content.version.size),
+        "X-XCF-Version": str(content.version.version),
+    }
+    if content.outputs_only:
+        headers["X-XCF-State"] = "outputs-only"
+    return StreamingResponse(content.chunks, media_type="application/json", headers=headers)
 
 
 def read_state(request: Request, ref: StackRef, who: Principal) -> Response:
+    """The raw state for `state:read`; for an outputs-only principal (readers) a state holding only the
+    non-sensitive outputs, so `terraform_remote_state` works and no secret leaves."""
     ctx = app_context(request)
     with ctx.db.read() as session:
-        content = service.read_content(session=session, keyring=ctx.keyring, org_id=who.org_id, ref=ref)
+        if who.can(Permission.STATE_READ):
+            content = service.read_content(session=session, keyring=ctx.keyring, org_id=who.org_id, ref=ref)
+        else:
+            require_permission(who, Permission.STATE_READ_OUTPUTS, action="reading state")
+            content = service.read_outputs_only(
+                session=session, keyring=ctx.keyring, org_id=who.org_id, ref=ref
+            )
     if content is None:
         return Response(status_code=204)
     return stream_state(content)

@@ -4,10 +4,20 @@ LOCK with a new ID takes the lock; the same ID again succeeds (Terraform retries
 `Locked` carrying the holder's LockInfo. UNLOCK with the holder's ID releases; with another ID it is
 409 with the holder's LockInfo; with no ID it is a forced unlock (`terraform force-unlock`), which
 needs the writer role and is audited. Locks are rows, never session advisory locks.
+
+A lock survives its holder's crash. `expire_stale` (the server's lock-expiry loop) breaks the ones
+nobody will release, by the operator's policy: a lock whose holder is a job that has finished (its job
+token no longer works, so it cannot unlock), and, when `XCF_STATE_LOCK_MAX_AGE_SECONDS` is set, a lock
+older than that which no running job holds. Each is audited as `state.lock.expire` with the reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xcloudflow.audit import service as audit
@@ -18,6 +28,22 @@ from xcloudflow.state.documents import StackRef
 from xcloudflow.state.heads import lock_head
 from xcloudflow.state.models import StateLock
 from xcloudflow.state.schemas import LockInfo, LockOut
+
+JOB_HOLDER_PREFIX = "job:"  # the actor of a lock taken with a job token: job:<job id>
+MAX_AGE_SETTING = "XCF_STATE_LOCK_MAX_AGE_SECONDS"
+
+
+# Job statuses whose job may still use its lock (a queued one is a retry that gets a token again);
+# any other status (succeeded, failed, canceled, errored, or "missing") means nobody will unlock.
+_JOB_ALIVE = frozenset({"queued", "claimed", "running"})
+
+
+@dataclass(frozen=True)
+class ExpiredLock:
+    org_id: int
+    ref: StackRef
+    info: LockInfo
+    reason: str
 
 
 def _key(org_id: int, ref: StackRef) -> tuple[int, str, str, str]:
@@ -36,13 +62,95 @@ def to_info(lock: StateLock) -> LockInfo:
     )
 
 
-def to_out(lock: StateLock) -> LockOut:
+def to_out(lock: StateLock, *, now: datetime | None = None) -> LockOut:
     return LockOut(
         **to_info(lock).model_dump(),
         actor=lock.actor,
         locked_at=lock.created_at,
-        age_seconds=round((utcnow() - lock.created_at).total_seconds(), 3),
+        age_seconds=round(((now or utcnow()) - lock.created_at).total_seconds(), 3),
     )
+
+
+def list_locks(
+    *, session: Session, org_id: int, now: datetime | None = None
+) -> list[tuple[StackRef, LockOut]]:
+    """Every lock of an organization, oldest first."""
+    rows = session.scalars(
+        select(StateLock).where(StateLock.org_id == org_id).order_by(StateLock.created_at)
+    ).all()
+    return [(StackRef(r.tool, r.project, r.stack), to_out(r, now=now)) for r in rows]
+
+
+def _expiry_reason(
+    lock: StateLock, now: datetime, max_age_seconds: float, holders: Mapping[str, str], expire_finished: bool
+) -> str | None:
+    status = holders.get(lock.actor or "")
+    if status is not None and status not in _JOB_ALIVE:
+        return f"its holder {lock.actor} has finished ({status})" if expire_finished else None
+    age = (now - lock.created_at).total_seconds()
+    if status is None and max_age_seconds > 0 and age > max_age_seconds:
+        return f"held for {age:.0f}s, longer than {MAX_AGE_SETTING} ({max_age_seconds:.0f}s)"
+    return None
+
+
+def expire_stale(
+    *,
+    session: Session,
+    now: datetime,
+    max_age_seconds: float,
+    expire_finished: bool,
+    job_holders: Callable[[Sequence[str]], Mapping[str, str]],
+) -> list[ExpiredLock]:
+    """Break the locks the policy says nobody will release (see the module doc); `job_holders` maps the
+    `job:<id>` actors given to their job's status ("missing" for no such job). Safe with several replicas: each lock is re-read under
+    its stack's row lock before it is deleted."""
+    if not expire_finished and max_age_seconds <= 0:
+        return []
+    candidates = session.scalars(select(StateLock).order_by(StateLock.created_at)).all()
+    jobs = sorted({c.actor for c in candidates if c.actor and c.actor.startswith(JOB_HOLDER_PREFIX)})
+    holders = job_holders(jobs) if jobs else {}
+    expired: list[ExpiredLock] = []
+    for candidate in candidates:
+        if _expiry_reason(candidate, now, max_age_seconds, holders, expire_finished) is None:
+            continue
+        org_id, lock_id = candidate.org_id, candidate.lock_id
+        ref = StackRef(candidate.tool, candidate.project, candidate.stack)
+        lock_head(session=session, org_id=org_id, ref=ref, create=True, allow_deleted=True)
+        # Re-read under the stack's row lock: another replica may have released or replaced it meanwhile.
+        lock = session.scalars(
+            select(StateLock)
+            .where(
+                StateLock.org_id == org_id,
+                StateLock.tool == ref.tool,
+                StateLock.project == ref.project,
+                StateLock.stack == ref.stack,
+            )
+            .execution_options(populate_existing=True)
+        ).first()
+        if lock is None or lock.lock_id != lock_id:
+            continue
+        reason = _expiry_reason(lock, now, max_age_seconds, holders, expire_finished)
+        if reason is None:
+            continue
+        info = to_info(lock)
+        session.delete(lock)
+        audit.record(
+            session=session,
+            ctx=AuditContext(actor="system", org_id=org_id),
+            action="state.lock.expire",
+            resource=f"stack/{ref}",
+            details={
+                "lock_id": info.ID,
+                "holder": lock.actor,
+                "who": info.Who,
+                "operation": info.Operation,
+                "held_since": lock.created_at.isoformat(),
+                "reason": reason,
+            },
+        )
+        expired.append(ExpiredLock(org_id, ref, info, reason))
+    session.flush()
+    return expired
 
 
 def current_lock(*, session: Session, org_id: int, ref: StackRef) -> StateLock | None:

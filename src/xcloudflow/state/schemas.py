@@ -28,6 +28,14 @@ class LockOut(LockInfo):
     age_seconds: float
 
 
+class StackLockOut(LockOut):
+    """A held lock and its stack, for the organization's lock listing."""
+
+    tool: str
+    project: str
+    stack: str
+
+
 class StackOut(BaseModel):
     tool: str
     project: str

@@ -8,6 +8,7 @@ added, and a NOTIFY is queued for after commit. Callers own the transaction; not
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.db.base import utcnow
 from xcloudflow.db.dialect import notify
 from xcloudflow.db.pagination import check_limit, decode_cursor, page_of
-from xcloudflow.errors import Conflict, Gone, Invalid, NotFound
+from xcloudflow.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from xcloudflow.formats import PULUMI_SECRET_SIG
 from xcloudflow.keys import service as keys
 from xcloudflow.keys.keyring import Keyring
@@ -55,6 +56,7 @@ class StateContent:
     version: StateVersionOut
     md5_base64: str
     chunks: Iterator[bytes]
+    outputs_only: bool = False  # a redacted document (read_outputs_only), not the stored bytes
 
 
 def _version_row(session: Session, head: StateHead, version: int, *, content: bool = False) -> StateVersion:
@@ -201,6 +203,53 @@ def read_content(
         version=StateVersionOut.model_validate(row),
         md5_base64=base64.b64encode(bytes.fromhex(row.md5)).decode(),
         chunks=chunks,
+    )
+
+
+# What Terraform's state reader needs of a v4 document besides the outputs (statefile/version4.go).
+_OUTPUTS_ONLY_KEYS = ("version", "terraform_version", "serial", "lineage")
+
+
+def read_outputs_only(
+    *, session: Session, keyring: Keyring, org_id: int, ref: StackRef
+) -> StateContent | None:
+    """The head version as a state holding only its non-sensitive outputs and no resource (HCP's "read
+    outputs" access): what `terraform_remote_state` needs, without the raw state's secrets. Sensitive
+    outputs are left out, so reading one fails in the reader's plan instead of showing its value."""
+    if ref.tool != "terraform":
+        raise Forbidden(
+            f"reading the raw state of {ref} needs the writer role; readers get its non-sensitive outputs "
+            f"from /api/v1/stacks/{ref.tool}/{ref.project}/{ref.stack}/outputs"
+        )
+    head = find_head(session=session, org_id=org_id, ref=ref)
+    if head is None:
+        return None
+    if head.deleted_at is not None:
+        get_head(session=session, org_id=org_id, ref=ref)  # raises Gone with the restore hint
+    if head.head_version == 0:
+        return None
+    doc = _load(session, keyring, head, head.head_version)
+    raw = doc.get("outputs")
+    public = {
+        name: {"value": out.get("value"), "type": out.get("type")}
+        for name, out in (raw.items() if isinstance(raw, dict) else ())
+        if isinstance(out, dict) and not out.get("sensitive")
+    }
+    redacted = {key: doc.get(key) for key in _OUTPUTS_ONLY_KEYS} | {
+        "outputs": public,
+        "resources": [],
+        "check_results": None,
+    }
+    data = json.dumps(redacted, indent=2).encode() + b"\n"
+    row = _version_row(session, head, head.head_version)
+    version = StateVersionOut.model_validate(row).model_copy(
+        update={"size": len(data), "etag": hashlib.sha256(data).hexdigest()}
+    )
+    return StateContent(
+        version=version,
+        md5_base64=base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode(),
+        chunks=iter([data]),
+        outputs_only=True,
     )
 
 
