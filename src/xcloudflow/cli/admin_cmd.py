@@ -24,6 +24,7 @@ def server(
     import uvicorn
 
     from xcloudflow.server.app import create_app, prepare
+    from xcloudflow.server.http import uvicorn_options
     from xcloudflow.settings import Settings
 
     settings = Settings()
@@ -56,11 +57,15 @@ def server(
             port=port,
             workers=workers,
             log_level=settings.log_level,
-            proxy_headers=False,
+            **uvicorn_options(settings),
         )
     else:
         uvicorn.run(
-            create_app(settings), host=host, port=port, log_level=settings.log_level, proxy_headers=False
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=settings.log_level,
+            **uvicorn_options(settings),
         )
 
 

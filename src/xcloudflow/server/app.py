@@ -52,7 +52,7 @@ from xcloudflow.runs.api import router as runs_router
 from xcloudflow.secrets.api import router as secrets_router
 from xcloudflow.server import errors
 from xcloudflow.server.deps import AppContext, app_context, principal
-from xcloudflow.server.middleware import RequestContextMiddleware
+from xcloudflow.server.middleware import EdgeMiddleware, RequestContextMiddleware
 from xcloudflow.settings import Settings
 from xcloudflow.state import service as state
 from xcloudflow.state.api import router as stacks_router
@@ -315,6 +315,7 @@ def create_app(
     app.state.ctx = ctx
     app.state.jobs = jobs_runtime
     errors.install(app)
+    app.add_middleware(EdgeMiddleware, settings=settings)  # inner: its answers carry the request id
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")

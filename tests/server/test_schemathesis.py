@@ -1,0 +1,83 @@
+"""A bounded schemathesis run over the whole OpenAPI, in-process against the ASGI app with the admin
+token: no operation answers 5xx, whatever schemathesis sends (valid and invalid data).
+
+Bounded by XCF_SCHEMATHESIS_EXAMPLES examples per operation and generation mode (default 6), so it
+stays a few minutes on two cores. The totals are printed (pytest -s) for the record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, Phase, given
+from hypothesis.errors import Unsatisfiable
+from hypothesis import settings as hypothesis_settings
+from schemathesis import GenerationMode
+
+from tests.conftest import ADMIN_TOKEN
+from xcloudflow.db import Database
+from xcloudflow.server.app import create_app
+from xcloudflow.settings import Settings
+
+EXAMPLES = int(os.environ.get("XCF_SCHEMATHESIS_EXAMPLES", "6"))
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# Code-version uploads are raw .tar.gz bodies: send whatever bytes schemathesis makes up.
+schemathesis.serializer.alias("application/gzip", "application/octet-stream")
+
+
+def test_no_operation_answers_5xx(settings: Settings, db: Database) -> None:
+    # The run sends hundreds of requests a second with one token: the edge's rate limits would
+    # answer 429 instead of exercising the routes (they have their own tests).
+    settings = settings.model_copy(
+        update={"rate_limit_token_per_second": 0, "rate_limit_address_per_second": 0}
+    )
+    app = create_app(settings, maintenance=False)
+    failures: list[str] = []
+    statuses: Counter[int] = Counter()
+    operations = 0
+    with TestClient(app):
+        schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            operations += 1
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+                @given(case=operation.as_strategy(generation_mode=mode))
+                @hypothesis_settings(
+                    max_examples=EXAMPLES,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
+                def call(case: schemathesis.Case) -> None:
+                    try:
+                        response = case.call(headers=AUTH)
+                        status, text = response.status_code, response.text[:200]
+                    except Exception as exc:  # the in-process client re-raises what the app raised
+                        status, text = 500, f"{exc.__class__.__name__}: {exc}"[:200]
+                    statuses[status] += 1
+                    if status >= 500:
+                        failures.append(
+                            f"{case.method} {case.operation.path} -> {status}: {text} "
+                            f"(query={case.query!r} path={case.path_parameters!r} body={str(case.body)[:120]!r})"
+                        )
+
+                try:
+                    call()
+                except Unsatisfiable:  # e.g. no invalid data exists for an operation without inputs
+                    continue
+    failing_ops = {f.split(" ->")[0] for f in failures}
+    print(
+        f"\nschemathesis: {operations} operations, {sum(statuses.values())} cases, "
+        f"{len(failures)} answers 5xx in {len(failing_ops)} operations; statuses {dict(sorted(statuses.items()))}"
+    )
+    for failure in failures[:80]:
+        print("  ", failure)
+    assert operations > 50
+    assert not failures, f"{len(failures)} answers 5xx, first: {failures[:5]}"
