@@ -9,6 +9,7 @@ from xcloudflow.iam.schemas import Principal
 from xcloudflow.iam.service import require
 from xcloudflow.metrics import STATE_WRITES
 from xcloudflow.server.deps import app_context, audit_context, principal
+from xcloudflow.server.params import INT32_MAX, Number
 from xcloudflow.state import service
 from xcloudflow.state.backend_api import stream_state
 from xcloudflow.state.documents import StackRef
@@ -83,7 +84,12 @@ def list_versions(
 
 @router.get(STACK + "/versions/{version}", response_model=StateVersionOut)
 def show_version(
-    request: Request, tool: str, project: str, stack: str, version: int, who: Principal = Depends(principal)
+    request: Request,
+    tool: str,
+    project: str,
+    stack: str,
+    version: Number,
+    who: Principal = Depends(principal),
 ) -> StateVersionOut:
     ctx = app_context(request)
     with ctx.db.read() as session:
@@ -98,7 +104,12 @@ def show_version(
     responses={200: {"content": {"application/json": {}}}},
 )
 def version_content(
-    request: Request, tool: str, project: str, stack: str, version: int, who: Principal = Depends(principal)
+    request: Request,
+    tool: str,
+    project: str,
+    stack: str,
+    version: Number,
+    who: Principal = Depends(principal),
 ) -> Response:
     ctx = app_context(request)
     with ctx.db.read() as session:
@@ -119,8 +130,8 @@ def diff(
     tool: str,
     project: str,
     stack: str,
-    from_: int = Query(alias="from", ge=1),
-    to: int = Query(ge=1),
+    from_: int = Query(alias="from", ge=1, le=INT32_MAX),
+    to: int = Query(ge=1, le=INT32_MAX),
     who: Principal = Depends(principal),
 ) -> StateDiff:
     ctx = app_context(request)
@@ -209,7 +220,12 @@ def restore_stack(
 
 @router.delete(STACK + "/versions/{version}", response_model=StateVersionOut)
 def purge_version(
-    request: Request, tool: str, project: str, stack: str, version: int, who: Principal = Depends(principal)
+    request: Request,
+    tool: str,
+    project: str,
+    stack: str,
+    version: Number,
+    who: Principal = Depends(principal),
 ) -> StateVersionOut:
     require(who, "admin", action="purging a state version")
     ctx = app_context(request)
