@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import selectors
 import socket
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -63,3 +66,50 @@ def send_chunked(base: str, method: str, path: str, headers: dict[str, str], chu
             answer += data
     assert answer.startswith(b"HTTP/1.1 "), answer[:200]
     return int(answer.split(b" ", 2)[1])
+
+
+def serve(app: object, **options: object) -> tuple[int, Callable[[], None]]:
+    """`app` under a real uvicorn (in a thread) with these Config options; its port and a stop function."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+    return port, stop
+
+
+def wait_closed(socks: list[socket.socket], within: float) -> tuple[list[socket.socket], list[bytes]]:
+    """Poll until the server closed each socket (reading to EOF); the ones still open after `within`
+    seconds, and what the closed ones received."""
+    received: dict[socket.socket, bytes] = {s: b"" for s in socks}
+    open_ = set(socks)
+    deadline = time.monotonic() + within
+    with selectors.DefaultSelector() as sel:
+        for s in socks:
+            sel.register(s, selectors.EVENT_READ)
+        while open_ and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=0.2):
+                s = key.fileobj
+                assert isinstance(s, socket.socket)
+                try:
+                    data = s.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                if data:
+                    received[s] += data
+                else:
+                    sel.unregister(s)
+                    open_.discard(s)
+    return [s for s in socks if s in open_], [received[s] for s in socks if s not in open_]
