@@ -209,6 +209,8 @@ def test_rate_limit_per_token(settings: Settings, db: Database, admin: TestClien
         assert limited.status_code == 429
         assert int(limited.headers["Retry-After"]) >= 1
         assert "XCF_RATE_LIMIT_TOKEN_PER_SECOND" in limited.json()["error"]["message"]
+        # the same token as the basic-auth password (Terraform's backend) is the same bucket
+        assert client.get("/api/v1/stacks", auth=("terraform", ADMIN_TOKEN)).status_code == 429
         # another token is not limited by the first one's use
         assert client.get("/api/v1/stacks", headers={"Authorization": f"Bearer {other}"}).status_code == 200
 

@@ -154,7 +154,11 @@ class EdgeMiddleware:
                 wait,
             )
         if authorization:
-            wait = self.tokens.take(hashlib.blake2b(authorization.encode(), digest_size=16).hexdigest())
+            try:  # the token itself: basic auth with any user name is the same token
+                token = token_from_header(authorization)
+            except Unauthorized:
+                token = authorization
+            wait = self.tokens.take(hashlib.blake2b(token.encode(), digest_size=16).hexdigest())
             if wait:
                 rate = self.settings.rate_limit_token_per_second
                 return self._too_many(
