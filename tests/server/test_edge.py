@@ -244,3 +244,11 @@ def test_the_default_limits_leave_an_ordinary_client_alone(live: str) -> None:
     # the suite's own clients (this TestClient, the Terraform CLI, agents) run under the defaults
     with httpx.Client(base_url=live, headers=ADMIN) as client:
         assert {client.get("/api/v1/stacks").status_code for _ in range(200)} == {200}
+
+
+def test_a_drift_interval_beyond_a_timedelta_is_refused(admin: TestClient) -> None:
+    # found by schemathesis: an OverflowError (500) in timedelta(minutes=...)
+    body = {"project": "p", "name": "w", "drift_interval_minutes": 92309032425157}
+    resp = admin.post("/api/v1/workspaces", json=body)
+    assert resp.status_code == 400 and "drift_interval_minutes" in resp.json()["error"]["message"]
+    assert admin.get("/api/v1/workspaces").json()["items"] == []
