@@ -152,7 +152,7 @@ def test_nul_in_the_path_or_query_is_422_naming_it(admin: TestClient, path: str,
         ("PUT", "/api/v1/secrets/s", '{"data": {"k": "\\ud800"}}', "body.data.k"),
         ("PUT", "/api/v1/secrets/s", '{"data": {"\\udfff": "v"}}', "body.data.\\udfff"),
         ("PUT", "/api/v1/secrets/s", '{"data": {"k": "a\\u0000"}}', "body.data.k"),
-        ("PUT", "/api/v1/workspaces/p/w/variables/terraform/k", '{"value": "\\ud83d"}', "body.value"),
+        ("PUT", "/api/v1/workspaces/p/w/vars/terraform/k", '{"value": "\\ud83d"}', "body.value"),
     ],
 )
 def test_nul_and_lone_surrogates_in_json_are_422_naming_the_field(
