@@ -135,6 +135,30 @@ class Settings(BaseSettings):
     template_max_iterations: int = Field(default=1_000_000, ge=1000)
     template_timeout_seconds: float = Field(default=2.0, gt=0)
 
+    # The HTTP edge (server/middleware.py, server/limits.py, server/ratelimit.py, server/http.py).
+    # Request bodies: the cap of every route, counted while the body streams in (413 above it); the
+    # Terraform/Pulumi backend uses XCF_STATE_MAX_BYTES, code-version uploads and job artifacts their
+    # own limits, conflux content and the agent API `http_max_document_bytes`.
+    http_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    http_max_document_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    # Token buckets per process (each replica or worker counts on its own): requests per second and
+    # burst, per API/agent/job token and per client address. 0 turns a limit off. 429 + Retry-After.
+    rate_limit_token_per_second: float = Field(default=30.0, ge=0)
+    rate_limit_token_burst: int = Field(default=300, ge=1)
+    rate_limit_address_per_second: float = Field(default=100.0, ge=0)
+    rate_limit_address_burst: int = Field(default=1000, ge=1)
+    # Bad credentials: an address that sends this many requests answered 401 within the window is
+    # answered 429 for `auth_block_seconds` (logged and audited). 0 turns it off.
+    auth_failure_limit: int = Field(default=30, ge=0)
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0)
+    auth_block_seconds: float = Field(default=300.0, gt=0)
+    # Connections (uvicorn, per worker): at most this many at once (more are answered 503); a
+    # connection that has not sent a complete request head this long after it opened (or after its
+    # previous request) is closed; idle keep-alive connections are closed after `http_keep_alive_seconds`.
+    http_max_connections: int = Field(default=1000, ge=1)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_keep_alive_seconds: float = Field(default=5.0, gt=0)
+
     @field_validator("data_dir", mode="before")
     @classmethod
     def _expand(cls, value: object) -> object:

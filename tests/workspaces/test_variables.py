@@ -80,7 +80,8 @@ def test_values_are_checked(admin: TestClient) -> None:
     assert ok.status_code == 201, ok.text
     resp = admin.put(f"{WS}/vars/env/HCL", json={"value": "1", "hcl": True})
     assert resp.status_code == 400 and "terraform variables only" in resp.text
-    assert admin.put(f"{WS}/vars/env/NUL", json={"value": "a\x00b"}).status_code == 400
+    resp = admin.put(f"{WS}/vars/env/NUL", json={"value": "a\x00b"})  # the HTTP edge: 422 naming the field
+    assert resp.status_code == 422 and resp.json()["error"]["details"][0]["field"] == "body.value"
     resp = admin.put(f"{WS}/vars/terraform/new", json={"hcl": True})
     assert resp.status_code == 400 and "send its value" in resp.text
     # A flag change without a value re-checks the stored value.

@@ -26,6 +26,7 @@ def server(
 
     from xcloudflow.server import logs
     from xcloudflow.server.app import create_app, prepare
+    from xcloudflow.server.http import uvicorn_options
     from xcloudflow.settings import Settings
 
     settings = Settings()
@@ -59,7 +60,7 @@ def server(
             workers=workers,
             log_level=settings.log_level,
             log_config=logs.config(settings.log_level),
-            proxy_headers=False,
+            **uvicorn_options(settings),
         )
     else:
         uvicorn.run(
@@ -68,7 +69,7 @@ def server(
             port=port,
             log_level=settings.log_level,
             log_config=logs.config(settings.log_level),
-            proxy_headers=False,
+            **uvicorn_options(settings),
         )
 
 

@@ -39,6 +39,7 @@ from xcloudflow.conflux.watch import Scope, Waiter, WatchHub
 from xcloudflow.db import Database
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.server.deps import AppContext, app_context, audit_context, cached_principal, principal
+from xcloudflow.server.params import INT32_MAX, INT64_MAX, Number
 
 router = APIRouter(prefix="/api/v1/conflux", tags=["conflux"])
 CONFIG = "/configs/{tenant}/{application}/{environment}/{name}"
@@ -192,7 +193,7 @@ def show_version(
     application: str,
     environment: str,
     name: str,
-    number: int,
+    number: Number,
     who: Principal = Depends(principal),
 ) -> VersionOut:
     ctx = app_context(request)
@@ -210,8 +211,8 @@ def diff(
     application: str,
     environment: str,
     name: str,
-    from_version: int = Query(alias="from"),
-    to_version: int = Query(alias="to"),
+    from_version: int = Query(alias="from", ge=1, le=INT32_MAX),
+    to_version: int = Query(alias="to", ge=1, le=INT32_MAX),
     who: Principal = Depends(principal),
 ) -> DiffOut:
     """The unified diff between two versions."""
@@ -406,7 +407,7 @@ async def watch(
     application: str,
     environment: str,
     names: str | None = Query(None, description="config names, comma-separated (default: all)"),
-    since: int | None = Query(None, ge=0, description="the last notification id seen"),
+    since: int | None = Query(None, ge=0, le=INT64_MAX, description="the last notification id seen"),
     timeout: float = Query(MAX_WATCH_SECONDS, gt=0, le=MAX_WATCH_SECONDS),
     who: Principal = Depends(cached_principal),
 ) -> WatchOut | Response:

@@ -16,6 +16,7 @@ from xcloudflow.iam.schemas import (
     WhoAmI,
 )
 from xcloudflow.server.deps import app_context, audit_context, principal
+from xcloudflow.server.params import RowId
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
@@ -69,7 +70,7 @@ def create_token(request: Request, body: TokenCreate, who: Principal = Depends(p
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(request: Request, token_id: int, who: Principal = Depends(principal)) -> TokenOut:
+def revoke_token(request: Request, token_id: RowId, who: Principal = Depends(principal)) -> TokenOut:
     with app_context(request).db.write() as session:
         return service.revoke_token(
             session=session, principal=who, ctx=audit_context(request, who), token_id=token_id

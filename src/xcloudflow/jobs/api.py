@@ -22,6 +22,7 @@ from xcloudflow.jobs.schemas import (
     PoolTokenOut,
 )
 from xcloudflow.server.deps import app_context, audit_context, principal
+from xcloudflow.server.params import INT64_MAX, RowId
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -59,7 +60,7 @@ def create_pool_token(
 
 @router.delete("/agent-pools/{pool}/tokens/{token_id}", response_model=PoolTokenOut)
 def revoke_pool_token(
-    request: Request, pool: str, token_id: int, who: Principal = Depends(principal)
+    request: Request, pool: str, token_id: RowId, who: Principal = Depends(principal)
 ) -> PoolTokenOut:
     """Revoke a pool token; agents registered with it are cut off too."""
     with app_context(request).db.write() as session:
@@ -124,7 +125,7 @@ def show_job(request: Request, job_id: uuid.UUID, who: Principal = Depends(princ
 def job_logs(
     request: Request,
     job_id: uuid.UUID,
-    after: int = Query(0, ge=0, description="return chunks with a greater seq"),
+    after: int = Query(0, ge=0, le=INT64_MAX, description="return chunks with a greater seq"),
     limit: int = Query(500),
     who: Principal = Depends(principal),
 ) -> JobLogPage:

@@ -54,7 +54,7 @@ from xcloudflow.server import docs as api_docs
 from xcloudflow.server import errors
 from xcloudflow.server.deps import AppContext, app_context, principal
 from xcloudflow.server.lock_expiry import LockExpiry
-from xcloudflow.server.middleware import RequestContextMiddleware
+from xcloudflow.server.middleware import EdgeMiddleware, RequestContextMiddleware
 from xcloudflow.settings import Settings
 from xcloudflow.state import service as state
 from xcloudflow.state.api import router as stacks_router
@@ -320,6 +320,7 @@ def create_app(
     app.state.jobs = jobs_runtime
     errors.install(app)
     api_docs.install(app)
+    app.add_middleware(EdgeMiddleware, settings=settings)  # inner: its answers carry the request id
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")

@@ -38,7 +38,11 @@ def app_context(request: Request) -> AppContext:
 
 
 def _token_from(request: Request) -> str:
-    header = request.headers.get("authorization")
+    return token_from_header(request.headers.get("authorization"))
+
+
+def token_from_header(header: str | None) -> str:
+    """The token of an Authorization header (Bearer, or basic auth's password); Unauthorized if none."""
     if not header:
         raise Unauthorized(
             "authentication required: send an API token as a Bearer token or as the basic-auth password"

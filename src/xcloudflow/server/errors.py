@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from xcloudflow.audit import service as audit
@@ -119,6 +120,37 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def edge_response(
+    request: Request, status: int, message: str, *, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An answer the HTTP edge gives before any route runs, in the same format as the handlers'."""
+    code = _HTTP_CODES.get(status, "http_error")
+    return JSONResponse(
+        error_body(code, message, details),
+        status_code=status,
+        headers={**_headers(request, status), **(headers or {})},
+    )
+
+
+def problem_response(request: Request, field: str, message: str) -> JSONResponse:
+    """A 422 naming the one field at fault, shaped like FastAPI's validation errors."""
+    return edge_response(
+        request,
+        422,
+        f"invalid request: {field}: {message}",
+        details=[{"field": field, "message": message, "type": "value_error"}],
+    )
+
+
+async def data_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value (PostgreSQL: out of a column's range, NUL in text; SQLite: an
+    integer beyond 64 bits). The edge and the parameter types refuse these first and name the field;
+    this is the net behind them, so a value that slipped through is still a 422 and nothing is stored."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+    log.info("database refused a value in %s %s: %s", request.method, request.url.path, reason)
+    return problem_response(request, "request", f"a value cannot be stored: {reason}")
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     rid = getattr(request.state, "request_id", None)
     log.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, rid)
@@ -133,4 +165,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(OverflowError, data_error)
     app.add_exception_handler(Exception, unexpected_error)

@@ -9,6 +9,7 @@ from xcloudflow.iam.schemas import Permission, Principal
 from xcloudflow.iam.service import require, require_permission
 from xcloudflow.metrics import STATE_WRITES
 from xcloudflow.server.deps import app_context, audit_context, principal
+from xcloudflow.server.params import INT32_MAX, Number
 from xcloudflow.state import locking, service
 from xcloudflow.state.backend_api import stream_state
 from xcloudflow.state.documents import StackRef
@@ -94,7 +95,12 @@ def list_versions(
 
 @router.get(STACK + "/versions/{version}", response_model=StateVersionOut)
 def show_version(
-    request: Request, tool: str, project: str, stack: str, version: int, who: Principal = Depends(principal)
+    request: Request,
+    tool: str,
+    project: str,
+    stack: str,
+    version: Number,
+    who: Principal = Depends(principal),
 ) -> StateVersionOut:
     ctx = app_context(request)
     with ctx.db.read() as session:
@@ -109,7 +115,12 @@ def show_version(
     responses={200: {"content": {"application/json": {}}}},
 )
 def version_content(
-    request: Request, tool: str, project: str, stack: str, version: int, who: Principal = Depends(principal)
+    request: Request,
+    tool: str,
+    project: str,
+    stack: str,
+    version: Number,
+    who: Principal = Depends(principal),
 ) -> Response:
     """The stored bytes of a version (`state:read`: writers and admins)."""
     require_permission(who, Permission.STATE_READ, action="reading a raw state version")
@@ -132,8 +143,8 @@ def diff(
     tool: str,
     project: str,
     stack: str,
-    from_: int = Query(alias="from", ge=1),
-    to: int = Query(ge=1),
+    from_: int = Query(alias="from", ge=1, le=INT32_MAX),
+    to: int = Query(ge=1, le=INT32_MAX),
     who: Principal = Depends(principal),
 ) -> StateDiff:
     ctx = app_context(request)
@@ -222,7 +233,12 @@ def restore_stack(
 
 @router.delete(STACK + "/versions/{version}", response_model=StateVersionOut)
 def purge_version(
-    request: Request, tool: str, project: str, stack: str, version: int, who: Principal = Depends(principal)
+    request: Request,
+    tool: str,
+    project: str,
+    stack: str,
+    version: Number,
+    who: Principal = Depends(principal),
 ) -> StateVersionOut:
     require(who, "admin", action="purging a state version")
     ctx = app_context(request)

@@ -16,6 +16,7 @@ from xcloudflow.errors import Invalid, TooLarge
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.server.deps import app_context, audit_context, principal
+from xcloudflow.server.params import INT32_MAX, Number, RowId
 from xcloudflow.workspaces import inputs, service
 from xcloudflow.workspaces.schemas import (
     CodeCompare,
@@ -244,8 +245,8 @@ def compare_code_versions(
     request: Request,
     project: str,
     name: str,
-    from_number: int = Query(alias="from"),
-    to: int = Query(),
+    from_number: int = Query(alias="from", ge=1, le=INT32_MAX),
+    to: int = Query(ge=1, le=INT32_MAX),
     who: Principal = Depends(principal),
 ) -> CodeCompare:
     """Files added, removed and changed (with a unified diff; binary files say so) from one version to another."""
@@ -263,7 +264,7 @@ def compare_code_versions(
 
 @router.get(WS + "/code-versions/{number}", response_model=CodeVersionOut)
 def show_code_version(
-    request: Request, project: str, name: str, number: int, who: Principal = Depends(principal)
+    request: Request, project: str, name: str, number: Number, who: Principal = Depends(principal)
 ) -> CodeVersionOut:
     return call_read(request, who, service.show_code_version, project=project, name=name, number=number)
 
@@ -274,7 +275,7 @@ def show_code_version(
     responses={200: {"content": {"application/gzip": {}}}},
 )
 def code_version_archive(
-    request: Request, project: str, name: str, number: int, who: Principal = Depends(principal)
+    request: Request, project: str, name: str, number: Number, who: Principal = Depends(principal)
 ) -> Response:
     """The .tar.gz as uploaded."""
     keyring = app_context(request).keyring
@@ -290,7 +291,7 @@ def code_version_archive(
 
 @router.post(WS + "/code-versions/{number}/rollback", response_model=CodeVersionOut)
 def rollback_code_version(
-    request: Request, project: str, name: str, number: int, who: Principal = Depends(principal)
+    request: Request, project: str, name: str, number: Number, who: Principal = Depends(principal)
 ) -> CodeVersionOut:
     """Make this code version current again: runs queued from now on use it."""
     return _write(request, who, service.rollback_code_version, project=project, name=name, number=number)
@@ -317,13 +318,13 @@ def create_hook(
 
 @router.get(WS + "/hooks/{hook_id}", response_model=HookOut)
 def show_hook(
-    request: Request, project: str, name: str, hook_id: int, who: Principal = Depends(principal)
+    request: Request, project: str, name: str, hook_id: RowId, who: Principal = Depends(principal)
 ) -> HookOut:
     return call_read(request, who, inputs.show_hook, project=project, name=name, hook_id=hook_id)
 
 
 @router.delete(WS + "/hooks/{hook_id}", response_model=HookOut)
 def delete_hook(
-    request: Request, project: str, name: str, hook_id: int, who: Principal = Depends(principal)
+    request: Request, project: str, name: str, hook_id: RowId, who: Principal = Depends(principal)
 ) -> HookOut:
     return _write(request, who, inputs.delete_hook, project=project, name=name, hook_id=hook_id)

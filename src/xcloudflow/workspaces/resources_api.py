@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.server.deps import app_context, audit_context, principal
+from xcloudflow.server.params import INT32_MAX, Number
 from xcloudflow.workspaces import resources
 from xcloudflow.workspaces.api import call_read
 from xcloudflow.workspaces.resource_schemas import (
@@ -138,7 +139,12 @@ def list_versions(
 
 @router.get(RES + "/versions/{version}", response_model=ResourceVersionDetail)
 def show_version(
-    request: Request, project: str, name: str, address: str, version: int, who: Principal = Depends(principal)
+    request: Request,
+    project: str,
+    name: str,
+    address: str,
+    version: Number,
+    who: Principal = Depends(principal),
 ) -> ResourceVersionDetail:
     return call_read(
         request, who, resources.show_version, project=project, name=name, address=address, version=version
@@ -151,8 +157,8 @@ def compare_versions(
     project: str,
     name: str,
     address: str,
-    from_: int = Query(alias="from", ge=1),
-    to: int = Query(ge=1),
+    from_: int = Query(alias="from", ge=1, le=INT32_MAX),
+    to: int = Query(ge=1, le=INT32_MAX),
     who: Principal = Depends(principal),
 ) -> ResourceCompare:
     return call_read(

@@ -50,6 +50,7 @@ from xcloudflow.workspaces.schemas import (
 )
 
 MIN_DRIFT_MINUTES = 5
+MAX_DRIFT_MINUTES = 366 * 24 * 60
 MAX_TAGS = 50
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,63}$")
 
@@ -154,9 +155,10 @@ def _check_tags(tags: list[str]) -> list[str]:
 
 
 def _set_drift(ws: Workspace, minutes: int | None) -> None:
-    if minutes is not None and minutes < MIN_DRIFT_MINUTES:
+    if minutes is not None and not MIN_DRIFT_MINUTES <= minutes <= MAX_DRIFT_MINUTES:
         raise Invalid(
-            f"drift_interval_minutes must be at least {MIN_DRIFT_MINUTES}, or null to turn drift checks off",
+            f"drift_interval_minutes must be from {MIN_DRIFT_MINUTES} to {MAX_DRIFT_MINUTES} (a year), "
+            "or null to turn drift checks off",
             details={"field": "drift_interval_minutes"},
         )
     ws.drift_interval_minutes = minutes
