@@ -162,7 +162,7 @@ class Terraform:
         self.env = self._environment(env or {}, password)
         # Only the run's own directory and the shared plugin cache are writable; the CLI config and a
         # workspace's own terraform_bin (a file on this agent) are visible read-only.
-        readonly = [Path(self.env["TF_CLI_CONFIG_FILE"])]
+        readonly = [Path(self.env["TF_CLI_CONFIG_FILE"]), Path(__file__).with_name("tfcli.py")]
         if terraform_bin and Path(terraform_bin).is_absolute() and Path(terraform_bin).is_file():
             readonly.append(Path(terraform_bin))
         base = sandbox if sandbox is not None else job_sandbox(data_dir, say=on_line)

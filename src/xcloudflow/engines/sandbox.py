@@ -28,6 +28,7 @@ server's data dir): binding those would hand the other jobs' directories or the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -284,6 +285,10 @@ def start(
             start_new_session=True,
         )
         return Child(popen, popen.pid)
+    program = argv[0] if argv else ""
+    if os.path.isabs(program) and not os.access(program, os.X_OK):  # say so as Popen would
+        code = errno.EACCES if os.path.exists(program) else errno.ENOENT
+        raise OSError(code, os.strerror(code), program)
     read_fd, write_fd = os.pipe()
     try:
         command = wrap(argv, sandbox=sandbox, cwd=cwd, env=environment, info_fd=write_fd)
