@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
+import secrets
 import socket
 import threading
 import traceback
@@ -90,7 +90,9 @@ class _JobGone(Exception):
 
 
 def _default_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    # A random id: the name is shown to every reader of GET /agents, and a pid or host detail in it
+    # only helps an attacker (it once pointed at /proc/<server pid>/environ).
+    return f"agent-{secrets.token_hex(4)}"
 
 
 class Agent:
