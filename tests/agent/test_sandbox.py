@@ -48,7 +48,7 @@ def test_a_command_sees_only_its_job_and_the_system(
         f"ls /proc | grep -x {os.getpid()}; echo ok > mine.txt; echo no > {tmp_path}/escape.txt; "
         "id -u; cat /proc/1/environ | tr '\\0' ' '; echo; ls /usr/bin/env"
     )
-    code, out = run(["/bin/sh", "-c", script], sandbox, job, JOB_VAR="visible")
+    _, out = run(["/bin/sh", "-c", script], sandbox, job, JOB_VAR="visible")
     assert SECRET not in out
     assert (job / "mine.txt").read_text() == "ok\n"  # its own directory is writable
     assert not (tmp_path / "escape.txt").exists()
