@@ -61,6 +61,8 @@ class JobIO:
 
     def log(self, text: str) -> None:
         """Queue a log entry (a line or several); shipped in order, in batches."""
+        # User code prints anything (`cat /proc/1/environ`); a NUL is no text a log can store.
+        text = text.replace("\x00", "\\0")
         if not text.endswith("\n"):
             text += "\n"
         with self._lock:
