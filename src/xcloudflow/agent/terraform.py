@@ -9,6 +9,10 @@ process: the embedded one is started as `python <...>/xcloudflow/agent/tfcli.py`
 
 The backend password (the job token) is only ever passed as TF_HTTP_PASSWORD in the child's
 environment, never on a command line or in a file.
+
+Every command runs in the job's sandbox (xcloudflow.engines.sandbox; XCF_AGENT_SANDBOX): only the run
+directory and the shared plugin cache are writable, the CLI config, tfcli.py and a workspace's own
+terraform_bin are visible read-only, and nothing else of the agent or the server is.
 """
 
 from __future__ import annotations

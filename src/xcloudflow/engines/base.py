@@ -9,6 +9,9 @@ any domain (import-linter checks it), never read settings, and never log an inpu
 themselves (the caller masks what the tools print). Failures are `EngineFailed` (the tool said no:
 permanent), `EngineUnavailable` (the tool or what it needs is missing on this machine) or
 `EngineCanceled` (the cancel event fired and the tool was stopped).
+
+Every tool runs through `run_process` (or, for ansible-runner, `sandbox.wrap`) inside the spec's
+sandbox with only the checkout and the scratch dir writable: a module is user code.
 """
 
 from __future__ import annotations
