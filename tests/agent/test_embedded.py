@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import pytest
 
 from tests.conftest import ADMIN_TOKEN
 from tests.jobs.conftest import bearer, serve, wait_for
+from xcloudflow.agent.embedded import EmbeddedAgent, agent_environment
 from xcloudflow.db import Database
 from xcloudflow.jobs.config import JobSettings
 from xcloudflow.settings import Settings
@@ -34,3 +38,44 @@ def test_embedded_agent_runs_diagnose_and_leaves_no_live_token(
     with db.read() as session:
         revoked = session.execute(text("SELECT revoked_at FROM agent_pool_tokens")).scalars().all()
     assert revoked and all(r is not None for r in revoked)
+
+
+def test_the_embedded_agents_environment_is_an_allowlist(tmp_path: Path) -> None:
+    server_env = {
+        "PATH": "/usr/bin",
+        "HOME": "/home/x",
+        "LC_ALL": "C",
+        "XCF_DATABASE_URL": "postgresql://u:pw@db/x",
+        "XCF_BOOTSTRAP_TOKEN": "xcf_boot",
+        "XCF_ENCRYPTION_KEY": "k",
+        "XCF_ENCRYPTION_OLD_KEYS": "o",
+        "XCF_DATA_DIR": "/srv/xcf",
+        "PGPASSWORD": "pw",
+        "AWS_SECRET_ACCESS_KEY": "aws",
+        "XCF_AGENT_SANDBOX": "bwrap",
+    }
+    env = agent_environment(server_env, protected=[Path("/srv/xcf")], data_dir=tmp_path)
+    assert env == {
+        "PATH": "/usr/bin",
+        "HOME": "/home/x",
+        "LC_ALL": "C",
+        "XCF_AGENT_SANDBOX": "bwrap",
+        "XCF_AGENT_DATA_DIR": str(tmp_path),
+        "XCF_AGENT_PROTECTED_PATHS": "/srv/xcf",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def test_an_agent_data_dir_inside_the_servers_is_refused(tmp_path: Path) -> None:
+    server_data = tmp_path / "data"
+    with pytest.raises(ValueError, match="is inside the server's"):
+        EmbeddedAgent(
+            server_url="http://127.0.0.1:1",
+            token="xcfa_x",
+            name="embedded-x",
+            pool="embedded",
+            concurrency=1,
+            protected=[server_data],
+            source_env={"XCF_AGENT_DATA_DIR": str(server_data / "agent"), "PATH": "/usr/bin"},
+        )
+    assert not (server_data / "agent").exists()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 import tarfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,11 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Path:
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Runs are sandboxed: a local state outside the run directory is only reachable in a directory
+    # the operator lets jobs write (XCF_AGENT_SANDBOX_WRITABLE).
+    (tmp_path / "state").mkdir()
+    monkeypatch.setenv("XCF_AGENT_SANDBOX_WRITABLE", str(tmp_path / "state"))
     return tmp_path / "state" / "terraform.tfstate"
 
 
@@ -356,32 +360,59 @@ def test_safe_extract_keeps_links_inside_and_limits_size(tmp_path: Path) -> None
 SLEEPER = """
 resource "terraform_data" "sleep" {
   provisioner "local-exec" {
-    command = "echo $$ $(cut -d' ' -f5 /proc/$$/stat) > ${path.module}/../../sleeper.pid; echo started; exec sleep 60"
+    command = "echo started; exec sleep 60"
   }
 }
 """
 
 
-def assert_gone(pid_file: Path) -> None:
-    """The provisioner's process and its whole process group (Terraform's) no longer exist."""
-    pid, pgid = (int(x) for x in pid_file.read_text().split())
+MARK = "SANDBOX_TEST_MARK"
+
+
+def marked(mark: str) -> list[int]:
+    """Host pids of the processes carrying MARK=mark in their environment (Terraform and its children).
+
+    Commands run in a sandbox with its own pid namespace: the pids they see of themselves mean nothing
+    here, so they are found by the mark their environment carries.
+    """
+    needle = f"{MARK}={mark}".encode() + b"\0"
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def assert_gone(mark: str, seen: list[int]) -> None:
+    """Every process of the command (Terraform, the provisioner, what it started) no longer exists."""
+    assert seen, "the command's processes were never seen running"
     deadline = time.monotonic() + 5  # a killed orphan is a zombie until init reaps it
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline, f"process group {pgid} is still there"
+    while marked(mark) or any(_alive(pid) for pid in seen):
+        assert time.monotonic() < deadline, f"processes {marked(mark)} / {seen} are still there"
         time.sleep(0.05)
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
 
 
-def cancel_when(rio: RecordingIO, needle: str, timeout: float = 60) -> threading.Thread:
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def cancel_when(
+    rio: RecordingIO, needle: str, timeout: float = 60, *, mark: str = "", seen: list[int] | None = None
+) -> threading.Thread:
     def watch() -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(needle in line for line in list(rio.lines)):
+                if seen is not None:
+                    seen.extend(marked(mark))
                 rio.cancelled.set()
                 return
             time.sleep(0.05)
@@ -391,7 +422,9 @@ def cancel_when(rio: RecordingIO, needle: str, timeout: float = 60) -> threading
     return thread
 
 
-def _apply_and_cancel(data_dir: Path, tmp_path: Path, config: str, grace: float) -> tuple[Completed, float]:
+def _apply_and_cancel(
+    data_dir: Path, tmp_path: Path, config: str, grace: float, mark: str, seen: list[int]
+) -> tuple[Completed, float]:
     """Apply `config` and cancel once its provisioner has started; (what Terraform did, seconds)."""
     workdir = tmp_path / "w" / "d"
     workdir.mkdir(parents=True)
@@ -404,9 +437,10 @@ def _apply_and_cancel(data_dir: Path, tmp_path: Path, config: str, grace: float)
         masker=Masker([]),
         cancel=rio.cancelled,
         grace_seconds=grace,
+        env={MARK: mark},
     )
     assert tf.init().exit_code == 0
-    watcher = cancel_when(rio, "(local-exec): started")
+    watcher = cancel_when(rio, "(local-exec): started", mark=mark, seen=seen)
     started = time.monotonic()
     done = tf.run("apply", "-auto-approve", "-input=false", "-no-color")
     elapsed = time.monotonic() - started
@@ -417,7 +451,8 @@ def _apply_and_cancel(data_dir: Path, tmp_path: Path, config: str, grace: float)
 def test_cancel_interrupts_a_sleeping_provisioner_within_the_grace_period(
     data_dir: Path, tmp_path: Path
 ) -> None:
-    done, elapsed = _apply_and_cancel(data_dir, tmp_path, SLEEPER, 15)
+    mark, seen = uuid.uuid4().hex, []
+    done, elapsed = _apply_and_cancel(data_dir, tmp_path, SLEEPER, 15, mark, seen)
     assert done.interrupted is True
     assert done.killed is False  # Terraform stopped by itself on SIGINT
     assert done.exit_code != 0
@@ -425,51 +460,52 @@ def test_cancel_interrupts_a_sleeping_provisioner_within_the_grace_period(
     # Terraform either reports the interrupt or, when the provisioner (which got the same SIGINT as its
     # process group) fails first, stops on that error; either way it stopped by itself, not killed.
     assert any(m in done.text for m in ("Interrupt received", "Stopping operation", "signal: interrupt"))
-    assert_gone(tmp_path / "sleeper.pid")
+    assert_gone(mark, seen)
 
 
 def test_cancel_kills_what_the_provisioner_left_running(data_dir: Path, tmp_path: Path) -> None:
     # Terraform kills the provisioner's shell on SIGINT; its child ignores the signal and would linger.
     config = SLEEPER.replace("exec sleep 60", "trap '' INT TERM; sleep 60")
-    done, elapsed = _apply_and_cancel(data_dir, tmp_path, config, 10)
+    mark, seen = uuid.uuid4().hex, []
+    done, elapsed = _apply_and_cancel(data_dir, tmp_path, config, 10, mark, seen)
     assert done.interrupted is True
     assert elapsed < 20
-    assert_gone(tmp_path / "sleeper.pid")
+    assert_gone(mark, seen)
 
 
 def test_cancel_kills_a_terraform_that_ignores_sigint_after_the_grace_period(
     data_dir: Path, tmp_path: Path
 ) -> None:
     stubborn = tmp_path / "terraform"  # a workspace terraform_bin that does not stop on SIGINT
-    stubborn.write_text(
-        f"#!/bin/sh\ntrap '' INT\necho $$ $(cut -d' ' -f5 /proc/$$/stat) > {tmp_path}/sleeper.pid\n"
-        "echo started\nsleep 60\n"
-    )
+    stubborn.write_text("#!/bin/sh\ntrap '' INT\necho started\nsleep 60\n")
     stubborn.chmod(0o755)
+    mark, seen = uuid.uuid4().hex, []
     rio = RecordingIO()
+    (tmp_path / "w").mkdir()
     tf = Terraform(
-        workdir=tmp_path,
+        workdir=tmp_path / "w",  # not the dir holding the agent's data dir: the sandbox refuses that
         data_dir=data_dir,
         on_line=rio.log,
         masker=Masker([]),
         cancel=rio.cancelled,
         grace_seconds=1,
         terraform_bin=str(stubborn),
+        env={MARK: mark},
     )
-    watcher = cancel_when(rio, "started")
+    watcher = cancel_when(rio, "started", mark=mark, seen=seen)
     started = time.monotonic()
     done = tf.run("apply")
     watcher.join()
     assert done.interrupted is True and done.killed is True
     assert 1 <= time.monotonic() - started < 10
     assert "did not stop within 1s" in rio.text
-    assert_gone(tmp_path / "sleeper.pid")
+    assert_gone(mark, seen)
 
 
 def test_cancel_during_apply_returns_canceled(data_dir: Path, state: Path) -> None:
     b = bundle(
         {
-            "main.tf": SLEEPER.replace("${path.module}/../../sleeper.pid", "/dev/null"),
+            "main.tf": SLEEPER,
             "backend.tf": local_backend(state),
         }
     )

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.e2e.conftest import host_path
 from tests.gitrepo import EXAMPLE, commit_all, init_repo
 
 TIMEOUT = 240.0
@@ -31,7 +32,7 @@ def make_repo(tmp_path: Path, *, env: str, template: str = "dev", config_dir: Pa
         if entry["ref"].endswith("app-config"):
             entry["inputs"] = {
                 **(entry.get("inputs") or {}),
-                "configDir": str(config_dir or tmp_path / "conf"),
+                "configDir": str(config_dir or host_path(tmp_path, "conf")),
             }
     (repo / "envs" / env).mkdir()
     (repo / "envs" / env / "environment.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))

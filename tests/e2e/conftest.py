@@ -65,6 +65,19 @@ def _free_port() -> int:
         return port
 
 
+def _agent_writable(basetemp: Path) -> Path:
+    path = basetemp / "agent-writable"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def host_path(tmp_path: Path, name: str) -> Path:
+    """A host path of this test that sandboxed jobs may write (in XCF_AGENT_SANDBOX_WRITABLE)."""
+    parent = _agent_writable(tmp_path.parent) / tmp_path.name
+    parent.mkdir(exist_ok=True)
+    return parent / name
+
+
 def _clean_env() -> dict[str, str]:
     """The inherited environment without anything that could steer the server or Terraform."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("XCF_", "TF_"))}
@@ -208,6 +221,8 @@ def xcf_server_process(
         "XCF_JOB_POLL_SECONDS": "0.5",
         # The control plane reads test repositories made under pytest's temp dir, and ticks fast.
         "XCF_COMPOSE_LOCAL_ROOTS": str(tmp_path_factory.getbasetemp()),
+        # Jobs run sandboxed: the host directory tests let playbooks and checks write (see host_path).
+        "XCF_AGENT_SANDBOX_WRITABLE": str(_agent_writable(tmp_path_factory.getbasetemp())),
         "XCF_COMPOSE_TICK_SECONDS": "0.5",
         "XCF_COMPOSE_RETRY_BASE_SECONDS": "1",
     }

@@ -31,7 +31,7 @@ from tests.e2e.compose_helpers import (
     wait_for,
     wait_status,
 )
-from tests.e2e.conftest import XcfServer
+from tests.e2e.conftest import XcfServer, host_path
 
 pytestmark = pytest.mark.e2e
 NETWORK, DATABASE, WEB, CONFIG, PREVIEW = (
@@ -80,7 +80,7 @@ def test_plan_approve_apply_in_dag_order_then_roll_back(
     xcf_server: XcfServer, api: httpx.Client, alice: httpx.Client, tmp_path: Path
 ) -> None:
     env = env_name()
-    conf = tmp_path / "conf"
+    conf = host_path(tmp_path, "conf")  # sandboxed jobs write only where the operator allows
     repo = make_repo(tmp_path, env=env, template="prod", config_dir=conf)
 
     cs = plan(api, repo, env)
@@ -373,7 +373,7 @@ def test_a_foundation_change_holds_the_environment_until_it_is_verified(
     xcf_server: XcfServer, api: httpx.Client, alice: httpx.Client, tmp_path: Path
 ) -> None:
     env = env_name()
-    flag = tmp_path / "network-verified"
+    flag = host_path(tmp_path, "network-verified")
     repo = make_repo(tmp_path, env=env)
     _compose_spec(
         repo,
@@ -394,7 +394,10 @@ def test_a_foundation_change_holds_the_environment_until_it_is_verified(
     # Another commit of the same environment touches only the configuration: it must wait.
     def config_only(doc: dict[str, Any]) -> None:
         doc["spec"]["compositions"] = [
-            {"ref": "compositions/config/app-config", "inputs": {"configDir": str(tmp_path / "conf")}}
+            {
+                "ref": "compositions/config/app-config",
+                "inputs": {"configDir": str(host_path(tmp_path, "conf"))},
+            }
         ]
 
     edit_yaml(repo, f"envs/{env}/environment.yaml", config_only)
@@ -460,7 +463,7 @@ def test_the_cli_validates_plans_applies_and_shows_status(
         return CliRunner().invoke(app, ["--server", xcf_server.base_url, "--token", xcf_server.token, *args])
 
     env = env_name()
-    conf = tmp_path / "cli-conf"
+    conf = host_path(tmp_path, "cli-conf")
     repo = make_repo(tmp_path, env=env, config_dir=conf)
     only(repo, env, "app-config")
     commit(repo, "configuration only")

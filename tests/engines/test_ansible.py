@@ -97,7 +97,8 @@ def test_check_mode_plans_without_writing_and_apply_writes(
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "user-ansible.cfg"))  # must be ignored
     (tmp_path / "user-ansible.cfg").write_text("[defaults]\nstdout_callback = nonexistent_plugin\n")
-    out = tmp_path / "out"
+    # The playbook's localhost is the job's sandbox: only the checkout (and scratch) is writable.
+    out = repo / "out"
     engine = AnsibleEngine()
     io = RecordingIO()
     s = spec("playbooks/app.yml", tmp_path, configDir=str(out), greeting="hello")

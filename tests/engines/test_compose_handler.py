@@ -58,9 +58,19 @@ def test_the_kinds_are_registered() -> None:
     assert sorted(compose_handlers(Path("/tmp"))) == ["compose.apply", "compose.exec", "compose.plan"]
 
 
-def test_plan_then_apply_an_ansible_node_with_secrets_masked(tmp_path: Path) -> None:
+def host_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A host directory the operator lets every job write (jobs are sandboxed: nothing else is)."""
+    host = tmp_path / "host"
+    host.mkdir()
+    monkeypatch.setenv("XCF_AGENT_SANDBOX_WRITABLE", str(host))
+    return host
+
+
+def test_plan_then_apply_an_ansible_node_with_secrets_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bundle = tar_gz({"playbooks/app-config.yml": PLAYBOOK, "README.md": "repo"})
-    out = tmp_path / "out"
+    out = host_dir(tmp_path, monkeypatch) / "out"
     data_dir = tmp_path / "agent"
     rec = RecordingIO()
     outcome = run_node(
@@ -244,9 +254,9 @@ def exec_payload(**extra: Any) -> dict[str, Any]:
     }
 
 
-def test_a_backup_command_runs_once_in_the_snapshot(tmp_path: Path) -> None:
+def test_a_backup_command_runs_once_in_the_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bundle = tar_gz({"scripts/backup.sh": "echo backing up $1\nexit 0\n"})
-    out = tmp_path / "backup.txt"
+    out = host_dir(tmp_path, monkeypatch) / "backup.txt"
     rec = RecordingIO()
     outcome = run_exec(
         exec_payload(purpose="backup", command=f"sh scripts/backup.sh db > {out}; cat {out}"),
@@ -261,8 +271,8 @@ def test_a_backup_command_runs_once_in_the_snapshot(tmp_path: Path) -> None:
     assert list((tmp_path / "agent" / "compose").iterdir()) == []
 
 
-def test_a_failing_backup_is_not_repeated(tmp_path: Path) -> None:
-    counter = tmp_path / "count"
+def test_a_failing_backup_is_not_repeated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = host_dir(tmp_path, monkeypatch) / "count"
     command = f"echo x >> {counter}; echo 'pg_dump: connection refused' >&2; exit 3"
     outcome = run_exec(
         exec_payload(purpose="backup", command=command),
@@ -279,8 +289,8 @@ def test_a_failing_backup_is_not_repeated(tmp_path: Path) -> None:
     assert counter.read_text() == "x\n"
 
 
-def test_an_observation_repeats_until_it_passes(tmp_path: Path) -> None:
-    counter = tmp_path / "count"
+def test_an_observation_repeats_until_it_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = host_dir(tmp_path, monkeypatch) / "count"
     command = f'echo x >> {counter}; test "$(wc -l < {counter})" -ge 3'
     outcome = run_exec(
         exec_payload(command=command), io=RecordingIO(), fetch=lambda: tar_gz({}), data_dir=tmp_path

@@ -36,6 +36,7 @@ from xcloudflow.agent.client import AgentApiError, JobSpec
 from xcloudflow.agent.masking import Masker
 from xcloudflow.agent.run_handler import UnsafeArchive, safe_extract
 from xcloudflow.agent.runner import Handler, JobIO, JobOutcome
+from xcloudflow.agent.sandbox import job_sandbox
 from xcloudflow.agent.terraform import default_data_dir
 from xcloudflow.engines import AGENT_ENGINES, get_engine
 from xcloudflow.engines.base import (
@@ -46,6 +47,7 @@ from xcloudflow.engines.base import (
     run_process,
     tool_environment,
 )
+from xcloudflow.engines.sandbox import Sandbox
 from xcloudflow.errors import Invalid
 
 DEFAULT_NODE_TIMEOUT = 1800.0
@@ -266,6 +268,7 @@ def run_node(
             env=job.env,
             timeout_seconds=job.timeout_seconds,
             scratch_dir=root / "scratch",
+            sandbox=job_sandbox(data_dir or default_data_dir(), say=say),
         )
         engine = get_engine(job.engine)
         started = time.monotonic()
@@ -317,6 +320,7 @@ def _command_attempt(
     log: Callable[[str], None],
     cancel: threading.Event,
     timeout: float,
+    sandbox: Sandbox,
 ) -> tuple[bool, str, bool]:
     done = run_process(
         ["/bin/sh", "-c", command],
@@ -326,6 +330,7 @@ def _command_attempt(
         cancel=cancel,
         timeout_seconds=timeout,
         grace_seconds=5,
+        sandbox=sandbox.with_paths(writable=[cwd]),
     )
     if done.canceled:
         return False, "canceled", True
@@ -362,6 +367,7 @@ def run_check(
     log: Callable[[str], None],
     cancel: threading.Event,
     env: Mapping[str, str] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> CheckResult:
     """Try a command (exit 0) or a URL (2xx) once, or, with `repeat`, every interval until it passes or
     the window closes (an attempt is only started while the window is open; the first always is)."""
@@ -379,7 +385,13 @@ def run_check(
         if command is not None:
             assert cwd is not None
             ok, last, canceled = _command_attempt(
-                command, cwd=cwd, env=env or {}, log=log, cancel=cancel, timeout=timeout
+                command,
+                cwd=cwd,
+                env=env or {},
+                log=log,
+                cancel=cancel,
+                timeout=timeout,
+                sandbox=sandbox or Sandbox(),
             )
             if canceled:
                 return CheckResult(False, attempts, last, canceled=True)
@@ -445,6 +457,7 @@ def run_exec(
             log=say,
             cancel=io.cancelled,
             env=job.env,
+            sandbox=job_sandbox(data_dir or default_data_dir(), say=say),
         )
     finally:
         if root is not None:

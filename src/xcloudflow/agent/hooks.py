@@ -8,7 +8,8 @@ Three kinds, all given the same context (run id, stage, workspace, and what the 
 - `python`: `package.module:function` (installed on the agent) called with the context dict;
   raising or returning False fails it.
 A failed mandatory hook fails the stage with a message naming the hook; a failed optional hook is
-logged and ignored. A hook never sees the agent's own XCF_* environment (its pool token).
+logged and ignored. A hook never sees the agent's own XCF_* environment (its pool token), and a
+script runs in the job's sandbox (xcloudflow.engines.sandbox): only the run directory is writable.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import httpx
 
 from xcloudflow.agent.masking import Masker
+from xcloudflow.engines.sandbox import Sandbox, SandboxUnavailable, start
 
 STAGES = ("pre_plan", "post_plan", "pre_apply", "post_apply")
 DEFAULT_TIMEOUT = 300.0
@@ -87,9 +89,12 @@ class HookRunner:
         log: LineSink,
         masker: Masker,
         cancel: threading.Event | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.hooks = [Hook.from_bundle(h) for h in hooks if isinstance(h, Mapping)]
         self.workdir = workdir
+        # A script hook runs sandboxed (default: bwrap, only the working directory writable).
+        self.sandbox = (sandbox or Sandbox()).with_paths(writable=[workdir])
         self.env = dict(env)
         self.masker = masker
         self.log: LineSink = lambda line: log(masker.mask(line))  # every line, including our own
@@ -138,15 +143,13 @@ class HookRunner:
                 "XCF_WORKSPACE": str(ctx.get("workspace", "")),
             }
         )
-        proc = subprocess.Popen(
-            ["sh", "-c", hook.target],
-            cwd=self.workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            child = start(["/bin/sh", "-c", hook.target], sandbox=self.sandbox, cwd=self.workdir, env=env)
+        except SandboxUnavailable as exc:
+            raise HookError(exc.message) from exc
+        except OSError as exc:
+            raise HookError(f"cannot start sh: {exc.strerror or exc}") from exc
+        proc = child.popen
 
         def pump() -> None:
             assert proc.stdout is not None
@@ -169,11 +172,11 @@ class HookRunner:
             elif time.monotonic() >= deadline:
                 problem = f"timed out after {hook.timeout_seconds:g}s"
             if problem:
-                _kill_group(proc.pid, signal.SIGTERM)
+                child.signal(signal.SIGTERM)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=5)
                 break
-        _kill_group(proc.pid, signal.SIGKILL)
+        child.signal(signal.SIGKILL)
         proc.wait()
         reader.join(timeout=5)
         if problem:
@@ -240,8 +243,3 @@ def _load(target: str) -> Callable[[dict[str, Any]], Any]:
         raise HookError(f"{target} is not callable")
     func: Callable[[dict[str, Any]], Any] = obj
     return func
-
-
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)

@@ -30,6 +30,7 @@ from xcloudflow.agent.client import AgentApiError, AgentClient, JobSpec
 from xcloudflow.agent.hooks import HookRunner
 from xcloudflow.agent.masking import Masker
 from xcloudflow.agent.runner import Handler, JobIO, JobOutcome
+from xcloudflow.agent.sandbox import job_sandbox
 from xcloudflow.agent.terraform import (
     PLAN_FILE,
     Backend,
@@ -192,6 +193,9 @@ class Run:
     token: str | None = None  # the job token: backend password, and masked
     code: bytes | None = None
     masker: Masker = field(init=False)
+    # The run directory (code, generated files, Terraform's own files): the only writable path of the
+    # run's sandboxed commands.
+    root: Path | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         secrets = [str(s) for s in self.bundle.get("sensitive") or [] if isinstance(s, str)]
@@ -205,6 +209,7 @@ class Run:
         self.terraform_bin = ws.get("terraform_bin") or None
         self.working_directory = str(ws.get("working_directory") or "")
         self.env = {str(k): str(v) for k, v in (self.bundle.get("env") or {}).items()}
+        self.sandbox = job_sandbox(self.data_dir, say=self.say)
 
     def say(self, text: str) -> None:
         self.io.log(self.masker.mask(text))
@@ -255,6 +260,8 @@ class Run:
             terraform_bin=self.terraform_bin,
             cancel=self.io.cancelled,
             grace_seconds=self.grace,
+            root=self.root,
+            sandbox=self.sandbox,
         )
 
     def _backend(self) -> Backend | None:
@@ -269,6 +276,7 @@ class Run:
             log=self.say,
             masker=self.masker,
             cancel=self.io.cancelled,
+            sandbox=self.sandbox.with_paths(writable=[self.root or workdir]),
         )
 
     def _context(self, **extra: Any) -> dict[str, Any]:
@@ -287,6 +295,7 @@ class Run:
         runs = self.data_dir / "runs"
         runs.mkdir(parents=True, exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix=f"run-{_safe(self.run_id)}-", dir=runs))
+        self.root = root
         try:
             try:
                 workdir = self._layout(root)

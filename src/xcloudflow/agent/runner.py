@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
+import secrets
 import socket
 import threading
 import traceback
@@ -61,6 +61,8 @@ class JobIO:
 
     def log(self, text: str) -> None:
         """Queue a log entry (a line or several); shipped in order, in batches."""
+        # User code prints anything (`cat /proc/1/environ`); a NUL is no text a log can store.
+        text = text.replace("\x00", "\\0")
         if not text.endswith("\n"):
             text += "\n"
         with self._lock:
@@ -90,7 +92,9 @@ class _JobGone(Exception):
 
 
 def _default_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    # A random id: the name is shown to every reader of GET /agents, and a pid or host detail in it
+    # only helps an attacker (it once pointed at /proc/<server pid>/environ).
+    return f"agent-{secrets.token_hex(4)}"
 
 
 class Agent:

@@ -9,11 +9,14 @@ process: the embedded one is started as `python <...>/xcloudflow/agent/tfcli.py`
 
 The backend password (the job token) is only ever passed as TF_HTTP_PASSWORD in the child's
 environment, never on a command line or in a file.
+
+Every command runs in the job's sandbox (xcloudflow.engines.sandbox; XCF_AGENT_SANDBOX): only the run
+directory and the shared plugin cache are writable, the CLI config, tfcli.py and a workspace's own
+terraform_bin are visible read-only, and nothing else of the agent or the server is.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -31,6 +34,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xcloudflow.agent.masking import Masker
+from xcloudflow.agent.sandbox import job_sandbox
+from xcloudflow.engines.sandbox import Child, Sandbox, SandboxUnavailable, start
 
 PLAN_FILE = "plan.bin"
 ERRORED_STATE = "errored.tfstate"
@@ -148,6 +153,8 @@ class Terraform:
         terraform_bin: str | None = None,
         cancel: threading.Event | None = None,
         grace_seconds: float = 20.0,
+        root: Path | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.workdir = workdir
         self.data_dir = data_dir
@@ -157,6 +164,15 @@ class Terraform:
         self.cancel = cancel or threading.Event()
         self.grace_seconds = grace_seconds
         self.env = self._environment(env or {}, password)
+        # Only the run's own directory and the shared plugin cache are writable; the CLI config and a
+        # workspace's own terraform_bin (a file on this agent) are visible read-only.
+        readonly = [Path(self.env["TF_CLI_CONFIG_FILE"]), Path(__file__).with_name("tfcli.py")]
+        if terraform_bin and Path(terraform_bin).is_absolute() and Path(terraform_bin).is_file():
+            readonly.append(Path(terraform_bin))
+        base = sandbox if sandbox is not None else job_sandbox(data_dir, say=on_line)
+        self.sandbox = base.with_paths(
+            writable=[root or workdir, data_dir / "plugin-cache"], readonly=readonly
+        )
 
     def _environment(self, extra: Mapping[str, str], password: str | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_AGENT_ENV_PREFIX)}
@@ -183,20 +199,21 @@ class Terraform:
         started = time.monotonic()
         done = Completed(args=list(args), exit_code=-1)
         try:
-            proc = subprocess.Popen(
+            # Its own process group (in its sandbox): signals reach provisioners' children too.
+            child = start(
                 argv,
+                sandbox=self.sandbox,
                 cwd=self.workdir,
                 env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE if capture_stdout else subprocess.STDOUT,
-                start_new_session=True,  # its own process group: signals reach provisioners' children too
             )
-        except OSError as exc:
-            line = self.masker.mask(f"Error: cannot start {self.command[0]}: {exc.strerror or exc}")
+        except (OSError, SandboxUnavailable) as exc:
+            reason = exc.message if isinstance(exc, SandboxUnavailable) else exc.strerror or str(exc)
+            line = self.masker.mask(f"Error: cannot start {self.command[0]}: {reason}")
             done.exit_code, done.lines = 127, [line]
             self.on_line(line)
             return done
+        proc = child.popen
         stdout_parts: list[bytes] = []
         readers: list[threading.Thread] = []
 
@@ -220,16 +237,17 @@ class Terraform:
         for reader in readers:
             reader.start()
 
-        done.exit_code, done.interrupted, done.killed = self._wait(proc)
+        done.exit_code, done.interrupted, done.killed = self._wait(child)
         # Whatever the command left running in its group (a provisioner's background child) ends with it.
-        _kill_group(proc.pid)
+        child.signal(signal.SIGKILL)
         for reader in readers:
             reader.join(timeout=10)
         done.stdout = b"".join(stdout_parts).decode("utf-8", "replace")
         done.seconds = time.monotonic() - started
         return done
 
-    def _wait(self, proc: subprocess.Popen[bytes]) -> tuple[int, bool, bool]:
+    def _wait(self, child: Child) -> tuple[int, bool, bool]:
+        proc = child.popen
         while True:
             try:
                 return proc.wait(timeout=0.2), False, False
@@ -238,13 +256,13 @@ class Terraform:
             if self.cancel.is_set():
                 break
         self.on_line(f"xcf: cancel requested: interrupting Terraform (grace {self.grace_seconds:g}s)")
-        _signal_group(proc.pid, signal.SIGINT)
+        child.signal(signal.SIGINT)
         try:
             return proc.wait(timeout=self.grace_seconds), True, False
         except subprocess.TimeoutExpired:
             pass
         self.on_line(f"xcf: Terraform did not stop within {self.grace_seconds:g}s: killing it")
-        _signal_group(proc.pid, signal.SIGKILL)
+        child.signal(signal.SIGKILL)
         return proc.wait(), True, True
 
     # ------------------------------------------------------------ commands
@@ -312,15 +330,6 @@ def _json_document(done: Completed) -> dict[str, Any] | None:
 
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text) or "run"
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _kill_group(pgid: int) -> None:
-    _signal_group(pgid, signal.SIGKILL)
 
 
 # ------------------------------------------------------------ plan files and plan JSON

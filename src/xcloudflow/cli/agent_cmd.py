@@ -29,22 +29,50 @@ def agent(
     ),
     pool: str = typer.Option(None, "--pool", help="Expected pool name (checked against the token)."),
     concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, max=64, help="Jobs run at once."),
-    name: str = typer.Option(None, "--name", help="Agent name (default hostname-pid)."),
+    name: str = typer.Option(None, "--name", help="Agent name (default agent-<random id>)."),
     poll_wait: float = typer.Option(20.0, "--poll-wait", min=1, max=60, help="Long-poll seconds."),
+    token_stdin: bool = typer.Option(
+        False,
+        "--token-stdin",
+        help="Read the pool token from the first line of stdin, and stop when stdin closes "
+        "(how `xcf server` runs its embedded agent).",
+    ),
 ) -> None:
     """Run an agent: pull jobs from the server and run them until interrupted (Ctrl-C, SIGTERM)."""
     import logging
     import signal
+    import sys
     import threading
 
     from xcloudflow.agent import Agent
+    from xcloudflow.agent.sandbox import UNSANDBOXED_WARNING, sandbox_mode
+    from xcloudflow.engines.sandbox import SandboxUnavailable, check_available
 
     server = server or (ctx.obj or {}).get("server") or "http://127.0.0.1:8080"
+    stop = threading.Event()
+    if token_stdin:
+        token = sys.stdin.readline().strip()
+
+        def watch_stdin() -> None:  # EOF: whoever started us (the server) is gone
+            sys.stdin.read()
+            stop.set()
+
+        threading.Thread(target=watch_stdin, name="agent-stdin", daemon=True).start()
     if not token:
         fail("no agent pool token: pass --token or set XCF_AGENT_TOKEN (xcf agent-token create)", 2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        mode = sandbox_mode()
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if mode == "none":
+        logging.getLogger("xcloudflow.agent").warning(UNSANDBOXED_WARNING)
+    else:
+        try:
+            check_available()
+        except SandboxUnavailable as exc:  # jobs will fail with this message: say it at once too
+            logging.getLogger("xcloudflow.agent").error("%s", exc.message)
     runner = Agent(server, token, pool=pool, concurrency=concurrency, name=name, poll_wait=poll_wait)
-    stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     thread = runner.start()

@@ -41,6 +41,7 @@ from xcloudflow.engines.base import (
     module_path,
     tool_environment,
 )
+from xcloudflow.engines.sandbox import SandboxUnavailable, wrap
 
 ANSIBLE_CFG = "[defaults]\nretry_files_enabled = False\nnocolor = True\n"
 # How often (seconds) ansible-runner's loop looks at the cancel callback while the playbook is quiet.
@@ -246,6 +247,18 @@ class AnsibleEngine:
             runner.config.env.update({str(k): str(v) for k, v in spec.env.items()})
             mark = uuid.uuid4().hex
             runner.config.env[RUN_MARK] = mark
+            # ansible-playbook (and every task it runs) in the job's sandbox: the checkout and the
+            # scratch dir writable, nothing else of the agent visible. pexpect starts bwrap with the
+            # job's environment only.
+            try:
+                runner.config.command = wrap(
+                    runner.config.command,
+                    sandbox=spec.sandbox.with_paths(writable=[workdir, scratch]),
+                    cwd=Path(runner.config.cwd or workdir),
+                    env=runner.config.env,
+                )
+            except SandboxUnavailable as exc:
+                raise EngineUnavailable(exc.message) from exc
             try:
                 status, rc = runner.run()
             finally:

@@ -9,6 +9,9 @@ any domain (import-linter checks it), never read settings, and never log an inpu
 themselves (the caller masks what the tools print). Failures are `EngineFailed` (the tool said no:
 permanent), `EngineUnavailable` (the tool or what it needs is missing on this machine) or
 `EngineCanceled` (the cancel event fired and the tool was stopped).
+
+Every tool runs through `run_process` (or, for ansible-runner, `sandbox.wrap`) inside the spec's
+sandbox with only the checkout and the scratch dir writable: a module is user code.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from xcloudflow.engines.sandbox import Child, Sandbox, SandboxUnavailable, start
 from xcloudflow.errors import Invalid
 
 LogSink = Callable[[str], None]
@@ -105,6 +109,15 @@ class EngineSpec:
     # Where the engine may write its own files (ansible's private data dir, temp dirs); a fresh
     # system temp dir when None. Removed by whoever made it.
     scratch_dir: Path | None = None
+    # Where the tool runs: bwrap unless the agent opted out; the engine adds the checkout and the
+    # scratch dir as its only writable paths (see sandbox_for).
+    sandbox: Sandbox = field(default_factory=Sandbox)
+
+
+def sandbox_for(workdir: Path, spec: EngineSpec, *, readonly: Sequence[Path] = ()) -> Sandbox:
+    """The spec's sandbox with the checkout and the scratch dir writable, plus `readonly` visible."""
+    writable = [workdir, *([spec.scratch_dir] if spec.scratch_dir is not None else [])]
+    return spec.sandbox.with_paths(writable=writable, readonly=readonly)
 
 
 class Engine(Protocol):
@@ -167,30 +180,33 @@ def run_process(
     stdin: bytes | None = None,
     capture_stdout: bool = False,
     grace_seconds: float = 10.0,
+    sandbox: Sandbox | None = None,
 ) -> ProcessResult:
     """Run one command in its own process group, streaming its lines to `log`.
 
     The cancel event (or the timeout) sends SIGINT to the group, then SIGKILL after `grace_seconds`;
     whatever the command left running in its group ends with it. A command that cannot start gives
-    exit code 127 and the reason as its only line.
+    exit code 127 and the reason as its only line. It runs in `sandbox` (default: bwrap with only
+    `cwd` writable).
     """
     started = time.monotonic()
     result = ProcessResult(argv=list(argv), exit_code=-1)
     try:
-        proc = subprocess.Popen(
-            list(argv),
+        child: Child = start(
+            argv,
+            sandbox=sandbox if sandbox is not None else Sandbox().with_paths(writable=[cwd]),
             cwd=cwd,
-            env=dict(env),
+            env=env,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE if capture_stdout else subprocess.STDOUT,
-            start_new_session=True,
         )
-    except OSError as exc:
-        line = f"cannot start {argv[0]}: {exc.strerror or exc}"
+    except (OSError, SandboxUnavailable) as exc:
+        reason = exc.message if isinstance(exc, SandboxUnavailable) else exc.strerror or str(exc)
+        line = f"cannot start {argv[0]}: {reason}"
         result.exit_code, result.lines = 127, [line]
         log(line)
         return result
+    proc = child.popen
 
     captured: list[bytes] = []
 
@@ -229,21 +245,16 @@ def run_process(
         if cancel.is_set() or time.monotonic() > deadline:
             result.canceled = cancel.is_set()
             result.timed_out = not result.canceled
-            _signal_group(proc.pid, signal.SIGINT)
+            child.signal(signal.SIGINT)
             try:
                 result.exit_code = proc.wait(timeout=grace_seconds)
             except subprocess.TimeoutExpired:
-                _signal_group(proc.pid, signal.SIGKILL)
+                child.signal(signal.SIGKILL)
                 result.exit_code = proc.wait()
             break
-    _signal_group(proc.pid, signal.SIGKILL)
+    child.signal(signal.SIGKILL)
     for reader in readers:
         reader.join(timeout=10)
     result.stdout = b"".join(captured).decode("utf-8", "replace")
     result.seconds = time.monotonic() - started
     return result
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)

@@ -33,6 +33,7 @@ from xcloudflow.engines.base import (
     ResourceChange,
     module_path,
     run_process,
+    sandbox_for,
     tool_environment,
 )
 
@@ -91,6 +92,7 @@ def render(workdir: Path, spec: EngineSpec, log: LogSink, cancel: threading.Even
             cancel=cancel,
             timeout_seconds=spec.timeout_seconds,
             capture_stdout=True,
+            sandbox=sandbox_for(workdir, spec),
         )
         if done.canceled:
             raise EngineCanceled("canceled during kubectl kustomize")
@@ -159,6 +161,16 @@ def object_change(obj: dict[str, Any]) -> ResourceChange:
     )
 
 
+def agent_kubeconfigs() -> list[Path]:
+    """The kubeconfig files the agent itself is configured with (its KUBECONFIG, ~/.kube/config).
+
+    Only these are made visible in the sandbox: a path a module's env names is the workspace's
+    word, and binding it would show user code whatever file it named.
+    """
+    named = [Path(p).expanduser() for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    return [p for p in [*named, Path.home() / ".kube" / "config"] if p.is_file()]
+
+
 def _has_kubeconfig(env: dict[str, str]) -> bool:
     if env.get("KUBECONFIG"):
         return any(Path(p).expanduser().is_file() for p in env["KUBECONFIG"].split(os.pathsep) if p)
@@ -197,6 +209,7 @@ class KubernetesEngine:
             cancel=cancel,
             timeout_seconds=spec.timeout_seconds,
             stdin=text.encode(),
+            sandbox=sandbox_for(workdir, spec, readonly=agent_kubeconfigs()),
         )
         if done.canceled:
             raise EngineCanceled("canceled during kubectl apply")

@@ -32,6 +32,7 @@ from xcloudflow.engines.base import (
     ResourceChange,
     module_path,
     run_process,
+    sandbox_for,
     tool_environment,
 )
 from xcloudflow.errors import Invalid
@@ -171,6 +172,7 @@ class PulumiEngine:
             cancel=cancel,
             timeout_seconds=spec.timeout_seconds,
             capture_stdout=True,
+            sandbox=sandbox_for(workdir, spec, readonly=[Path(cli).parent]),
         )
         if done.canceled:
             raise EngineCanceled("canceled during pulumi preview")
@@ -203,7 +205,13 @@ class PulumiEngine:
             *config_args(spec.inputs),
         ]
         done = run_process(
-            argv, cwd=project, env=env, log=log, cancel=cancel, timeout_seconds=spec.timeout_seconds
+            argv,
+            cwd=project,
+            env=env,
+            log=log,
+            cancel=cancel,
+            timeout_seconds=spec.timeout_seconds,
+            sandbox=sandbox_for(workdir, spec, readonly=[Path(cli).parent]),
         )
         if done.canceled:
             raise EngineCanceled("canceled during pulumi up")
@@ -237,6 +245,7 @@ class PulumiEngine:
                 log=log,
                 cancel=cancel,
                 timeout_seconds=spec.timeout_seconds,
+                sandbox=sandbox_for(workdir, spec, readonly=[Path(cli).parent]),
             )
             if done.canceled:
                 raise EngineCanceled("canceled during pulumi stack select")

@@ -58,6 +58,11 @@ class AgentIdentity:
 # ---------------------------------------------------------------- pools
 
 
+def embedded_agent_name() -> str:
+    """A random name for the server's embedded agent: nothing of the host (no pid) in what readers see."""
+    return f"embedded-{secrets.token_hex(4)}"
+
+
 def ensure_pool(*, session: Session, org_id: int, name: str, actor: str | None = None) -> AgentPool:
     pool = session.scalars(
         select(AgentPool).where(AgentPool.org_id == org_id, AgentPool.name == name)

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -63,7 +64,7 @@ from xcloudflow.workspaces.api import router as workspaces_router
 from xcloudflow.workspaces.resources_api import router as workspace_resources_router
 
 if TYPE_CHECKING:
-    from xcloudflow.agent import Agent
+    from xcloudflow.agent.embedded import EmbeddedAgent
 
 log = logging.getLogger("xcloudflow.server")
 
@@ -73,7 +74,8 @@ def prepare(settings: Settings) -> str | None:
 
     Returns a generated admin token when this start created the admin without XCF_BOOTSTRAP_TOKEN.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.data_dir.chmod(0o700)  # the database, the master key: the server's user only
     Keyring.from_settings(settings)
     db = Database(settings.resolved_database_url)
     try:
@@ -194,31 +196,35 @@ def _embedded_agent_url(settings: Settings) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{settings.port}"
 
 
-def _start_embedded_agent(ctx: AppContext, jobs: JobSettings, url: str) -> tuple[Agent, str]:
-    import socket
+def _start_embedded_agent(ctx: AppContext, jobs: JobSettings, url: str) -> tuple[EmbeddedAgent, str]:
+    """The embedded agent is a child process with a clean environment (see agent/embedded.py): the
+    jobs it runs never share this process's memory, environment or files."""
+    from xcloudflow.agent.embedded import EmbeddedAgent
 
-    from xcloudflow.agent import Agent
-
-    name = f"embedded-{socket.gethostname()}-{os.getpid()}"
+    name = job_agents.embedded_agent_name()
     with ctx.db.write() as session:
         org_id = iam.org_id_by_name(session=session, name=iam.DEFAULT_ORG)
         pool = job_agents.ensure_pool(session=session, org_id=org_id, name=job_agents.EMBEDDED_POOL)
         token = job_agents.mint_pool_token(session=session, pool=pool, name=name, actor="system").token
-    agent = Agent(
-        url,
-        token,
+    settings = ctx.settings
+    protected = [settings.data_dir, settings.key_file.parent]
+    if settings.resolved_database_url.startswith("sqlite:///"):
+        protected.append(Path(settings.resolved_database_url.removeprefix("sqlite:///")).parent)
+    agent = EmbeddedAgent(
+        server_url=url,
+        token=token,
+        name=name,
         pool=job_agents.EMBEDDED_POOL,
         concurrency=jobs.embedded_agent_concurrency,
-        name=name,
+        protected=protected,
         poll_wait=5.0,  # keeps a graceful server shutdown short: uvicorn waits for open requests
     )
-    agent.start()
-    log.info("embedded agent %s pulling jobs from %s", name, url)
+    log.info("embedded agent %s (pid %d) pulling jobs from %s", name, agent.pid, url)
     return agent, token
 
 
-def _stop_embedded_agent(ctx: AppContext, agent: Agent, token: str) -> None:
-    agent.stop(grace=10.0)
+def _stop_embedded_agent(ctx: AppContext, agent: EmbeddedAgent, token: str) -> None:
+    agent.stop(grace=15.0)
     with ctx.db.write() as session:
         job_agents.revoke_pool_token_secret(session=session, token=token)
 
