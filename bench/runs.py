@@ -78,6 +78,7 @@ from typing import Any
 
 import httpx
 from state_backend import (
+    BENCH_LIMITS_OFF,
     PG_HOSTPART,
     BenchError,
     Scratch,
@@ -146,6 +147,7 @@ class Control:
         extra = {
             "XCF_DATA_DIR": str(self.home / "data"),
             "XCF_BOOTSTRAP_TOKEN": self.token,
+            **BENCH_LIMITS_OFF,
             "XCF_JOB_POLL_SECONDS": "0.5",
             "XCF_EMBEDDED_AGENT": "true" if self.embedded_agent else "false",
             "XCF_AGENT_DATA_DIR": str(self.home / "embedded-agent"),

@@ -66,6 +66,9 @@ from typing import Any
 import httpx
 import psycopg
 
+# A load test is one token (and anonymous /healthz baselines) from one address: the server's rate
+# limits (docs/security.md) would measure themselves, so benches turn them off.
+BENCH_LIMITS_OFF = {"XCF_RATE_LIMIT_TOKEN_PER_SECOND": "0", "XCF_RATE_LIMIT_ADDRESS_PER_SECOND": "0"}
 PG_ADMIN = os.environ.get("XCF_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN.rsplit("/", 1)[0]  # postgresql://user@host:port
 PG_HOSTPART = PG_BASE.split("://", 1)[1]
@@ -261,7 +264,7 @@ class Server:
     def start(self) -> Server:
         data_dir = self.scratch.mkdir(f"server-{self.backend}")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "XCF_"))}
-        env.update(XCF_DATA_DIR=str(data_dir), XCF_BOOTSTRAP_TOKEN=self.token)
+        env.update(XCF_DATA_DIR=str(data_dir), XCF_BOOTSTRAP_TOKEN=self.token, **BENCH_LIMITS_OFF)
         if self.backend == "xcf-pg":
             self.database = self.scratch.create_database()
             env["XCF_DATABASE_URL"] = f"postgresql+psycopg://{PG_HOSTPART}/{self.database}"

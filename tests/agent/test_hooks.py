@@ -142,7 +142,29 @@ def test_http_hook_unreachable_optional_is_ignored(tmp_path: Path) -> None:
     assert any("(ignored)" in line for line in lines)
 
 
-def test_python_hooks(tmp_path: Path) -> None:
+def test_python_hooks_name_only_modules_the_agents_operator_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a python hook runs in the agent's process: a writer must not pick any importable callable
+    monkeypatch.delenv("XCF_AGENT_PYTHON_HOOKS", raising=False)
+    CALLS.clear()
+    for target in (f"{__name__}:passing_hook", "subprocess:Popen", "os:system", "builtins:exec"):
+        hooks, _ = runner(tmp_path, [hook("python", target)])
+        message = hooks.run_stage("pre_plan", CONTEXT)
+        assert message is not None and "not allowed on this agent" in message, (target, message)
+        assert "XCF_AGENT_PYTHON_HOOKS" in message and "allowed: none" in message
+    assert CALLS == []
+    monkeypatch.setenv("XCF_AGENT_PYTHON_HOOKS", "tests.agent, my_pkg")
+    for target in ("os:system", "tests_agent_x:f", "tests.agentx:f"):  # a prefix is not a parent module
+        hooks, _ = runner(tmp_path, [hook("python", target)])
+        message = hooks.run_stage("pre_plan", CONTEXT)
+        assert message is not None and "allowed: tests.agent, my_pkg" in message, (target, message)
+    hooks, _ = runner(tmp_path, [hook("python", f"{__name__}:passing_hook")])
+    assert hooks.run_stage("pre_plan", CONTEXT) is None and len(CALLS) == 1
+
+
+def test_python_hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XCF_AGENT_PYTHON_HOOKS", f"{__name__},no_such_module_xcf")
     CALLS.clear()
     hooks, _ = runner(tmp_path, [hook("python", f"{__name__}:passing_hook", stage="pre_apply")])
     assert hooks.run_stage("pre_apply", CONTEXT) is None

@@ -54,6 +54,7 @@ PASSED_VARIABLES = frozenset(
         "XCF_AGENT_DATA_DIR",
         "XCF_AGENT_SANDBOX",
         "XCF_AGENT_SANDBOX_WRITABLE",
+        "XCF_AGENT_PYTHON_HOOKS",
     }
 )
 

@@ -6,7 +6,9 @@ Three kinds, all given the same context (run id, stage, workspace, and what the 
 - `http`: POST of the context as JSON to TARGET, signed with the hook's secret
   (`X-XCF-Signature: sha256=<hex HMAC-SHA256 of the body>`), `X-XCF-Event: run.<stage>`; 2xx passes.
 - `python`: `package.module:function` (installed on the agent) called with the context dict;
-  raising or returning False fails it.
+  raising or returning False fails it. It runs inside the agent's process, not in the sandbox, so
+  only the modules the agent's operator lists in XCF_AGENT_PYTHON_HOOKS (comma-separated; a module
+  and its submodules) may be named: a workspace writer must not pick any importable callable.
 A failed mandatory hook fails the stage with a message naming the hook; a failed optional hook is
 logged and ignored. A hook never sees the agent's own XCF_* environment (its pool token), and a
 script runs in the job's sandbox (xcloudflow.engines.sandbox): only the run directory is writable.
@@ -227,10 +229,25 @@ class HookRunner:
             raise HookError("returned False")
 
 
+PYTHON_HOOKS_ENV = "XCF_AGENT_PYTHON_HOOKS"
+
+
+def allowed_python_modules() -> tuple[str, ...]:
+    """The modules (with their submodules) whose functions python hooks may name on this agent."""
+    return tuple(m.strip() for m in os.environ.get(PYTHON_HOOKS_ENV, "").split(",") if m.strip())
+
+
 def _load(target: str) -> Callable[[dict[str, Any]], Any]:
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise HookError(f"{target!r} is not of the form package.module:function")
+    allowed = allowed_python_modules()
+    if not any(module_name == m or module_name.startswith(m + ".") for m in allowed):
+        raise HookError(
+            f"module {module_name} is not allowed on this agent: python hooks run in the agent's process, "
+            f"so its operator lists their modules in {PYTHON_HOOKS_ENV} "
+            f"(allowed: {', '.join(allowed) or 'none'})"
+        )
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:
