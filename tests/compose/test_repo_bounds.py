@@ -37,9 +37,12 @@ def zeros_repo(tmp_path: Path) -> Path:
 
 def test_a_commit_larger_than_the_limit_is_refused_while_streaming(zeros_repo: Path, tmp_path: Path) -> None:
     limits = RepoLimits(max_bytes=1 * MiB, setting="XCF_COMPOSE_REPO_MAX_BYTES")
-    with peak_rss_growth() as growth, pytest.raises(Invalid) as err:
-        with checkout(str(zeros_repo), None, local_roots=[tmp_path], limits=limits):
-            pytest.fail("the checkout must not be handed out")
+    with (
+        peak_rss_growth() as growth,
+        pytest.raises(Invalid) as err,
+        checkout(str(zeros_repo), None, local_roots=[tmp_path], limits=limits),
+    ):
+        pytest.fail("the checkout must not be handed out")
     message = err.value.message
     assert f"more than {1 * MiB} bytes" in message and "XCF_COMPOSE_REPO_MAX_BYTES" in message
     assert str(tmp_path) not in message.replace(str(zeros_repo), "")  # the repository, nothing of ours
