@@ -91,3 +91,16 @@ class TestTheServerSetting:
         assert "XCF_COMPOSE_REPO_MAX_BYTES" in message and f"more than {1 * MiB} bytes" in message
         assert admin.get("/api/v1/compose/changesets").json()["items"] == []
         assert admin.get("/api/v1/jobs").json()["items"] == []
+
+
+def test_a_link_out_of_the_repository_is_refused_without_the_servers_path(tmp_path: Path) -> None:
+    repo = tmp_path / "repos" / "links"
+    repo.mkdir(parents=True)
+    (repo / "README.md").write_text("x\n")
+    (repo / "escape").symlink_to("../../../../../../etc/passwd")
+    init_repo(repo)
+    with pytest.raises(Invalid) as err, checkout(str(repo), None, local_roots=[tmp_path]):
+        pytest.fail("the checkout must not be handed out")
+    message = err.value.message
+    assert "file 'escape' cannot be extracted safely" in message
+    assert "xcf-compose-" not in message and "outside the destination" not in message

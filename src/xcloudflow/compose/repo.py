@@ -9,7 +9,8 @@ Safety rules this module must keep: git never prompts (GIT_TERMINAL_PROMPT=0) an
 (core.hooksPath=/dev/null); credentials in URLs are masked in every message; local paths (and file://)
 are refused unless under one of the roots the caller allows (the server's setting), so an API user
 cannot make the server read arbitrary directories; extracted archives never write outside their
-directory. It knows nothing of the DSL.
+directory, and a commit is streamed from `git archive` with a byte count (`RepoLimits`), never held
+in memory whole, git killed once it unpacks to more than the limit. It knows nothing of the DSL.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def _extract_archive(
         timer = threading.Timer(timeout, expire)
         timer.start()
         refused: Invalid | None = None
-        over_limit = finished = False
+        over_limit = finished = killed = False
         try:
             pipe = _CountingPipe(proc.stdout, limits.max_bytes)
             with tarfile.open(fileobj=cast(IO[bytes], pipe), mode="r|") as tar:
@@ -246,13 +247,14 @@ def _extract_archive(
             refused = Invalid(mask(f"{what}: the files cannot be written ({exc.strerror})"))
         finally:
             timer.cancel()
-            if not finished:
+            if not finished and proc.poll() is None:
                 proc.kill()
+                killed = True
             proc.wait()
             proc.stdout.close()
         if timed_out.is_set():
             raise Invalid(mask(f"{what}: git timed out after {timeout:g} s"))
-        if over_limit and refused is not None:
+        if refused is not None and (over_limit or killed):
             raise refused  # git was killed for it: its exit status says nothing
         if proc.returncode != 0:
             stderr.seek(0)
