@@ -99,22 +99,26 @@ class Settings(BaseSettings):
     # Control plane (compose): how often `xcf server` advances ChangeSets and starts due drift checks
     # and TTL collections; which local directories each organization may read as repositories (local
     # paths and file:// URLs are refused otherwise; see `LocalRoots`); the size cap of a repository
-    # snapshot; attempts and backoff base for a node whose apply fails transiently.
+    # snapshot (compressed, kept with the ChangeSet) and of the commit read to make it (unpacked, as
+    # `git archive` streams it; git is stopped past it); attempts and backoff base for a node whose
+    # apply fails transiently.
     compose_tick_seconds: float = Field(default=2.0, gt=0)
     # Config clients poll resolve/watch: their token's principal is remembered this long per process
     # (a revoked token keeps working on those two routes for at most this long; 0 turns it off).
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     compose_local_roots: str = ""
     compose_bundle_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    compose_repo_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     compose_git_timeout_seconds: float = Field(default=120.0, gt=0)
     compose_max_attempts: int = Field(default=3, ge=1, le=20)
     compose_retry_base_seconds: float = Field(default=10.0, gt=0)
     # GitOps: how often `xcf server` looks for sources due for a sync (a webhook wakes it at once);
     # which local directories each organization may read as repositories (as compose_local_roots);
-    # the time limit of one git fetch.
+    # the time limit of one git fetch; how much of a commit a sync may unpack (as compose_repo_max_bytes).
     gitops_tick_seconds: float = Field(default=15.0, gt=0)
     gitops_local_roots: str = ""
     gitops_git_timeout_seconds: float = Field(default=120.0, gt=0)
+    gitops_repo_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     # Config center (conflux): how often `xcf server` applies the configs' retention policies; the
     # longest a watch waits before answering 304 (at most 60 s); how often watchers' environments are
     # re-read on SQLite (PostgreSQL wakes them by NOTIFY and re-reads ten times less often).

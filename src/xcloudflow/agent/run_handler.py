@@ -44,6 +44,7 @@ from xcloudflow.agent.terraform import (
     plan_prior_state,
     summarize_plan,
 )
+from xcloudflow.tarlinks import LinkEscape, TreeLinks
 
 BACKEND_OVERRIDE = "xcf_backend_override.tf"
 BACKEND_OVERRIDE_HCL = 'terraform {\n  backend "http" {}\n}\n'
@@ -77,8 +78,11 @@ def safe_extract(archive: bytes, dest: Path, *, max_bytes: int = MAX_EXTRACTED_B
     """Extract a .tar.gz into dest; refuse it whole if any member is unsafe. Returns the file count.
 
     The server checked the archive on upload; the agent checks again, since it is the one writing
-    to its disk: no absolute paths, no '..', no links leading out of the tree, no devices or fifos,
-    and no more than max_bytes in all.
+    to its disk (and archives stored before a server-side check existed still reach it): no absolute
+    paths, no '..', no duplicates, no devices or fifos, no more than max_bytes in all, and every
+    symlink, every member's directory and every hard link's target resolved through the archive's
+    symlinks as the kernel will (`xcloudflow.tarlinks`, the server's function) must stay inside.
+    Messages name members as the archive spells them, never a path of this machine.
     """
     try:
         tar = tarfile.open(fileobj=_io.BytesIO(archive), mode="r:*")  # noqa: SIM115 (closed below)
@@ -89,27 +93,60 @@ def safe_extract(archive: bytes, dest: Path, *, max_bytes: int = MAX_EXTRACTED_B
             members = tar.getmembers()
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise UnsafeArchive(f"not a readable .tar.gz: {exc}") from exc
-        total = 0
-        for member in members:
-            parts = _member_parts(member.name)
-            if member.isdev() or member.isfifo():
-                raise UnsafeArchive(f"{member.name!r} is a device or fifo")
-            if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-                raise UnsafeArchive(f"{member.name!r} is not a file, directory or link")
-            if member.issym():
-                link = PurePosixPath(member.linkname)
-                if link.is_absolute() or not _stays_inside([*parts[:-1], *link.parts]):
-                    raise UnsafeArchive(
-                        f"symlink {member.name!r} -> {member.linkname!r} leads out of the tree"
-                    )
-            if member.islnk():
-                _member_parts(member.linkname)
-            total += max(member.size, 0)
-            if total > max_bytes:
-                raise UnsafeArchive(f"it unpacks to more than {max_bytes} bytes")
-        # The stdlib's "data" filter checks the same things again as it writes.
-        tar.extractall(dest, filter="data")
+        _check_members(members, max_bytes)
+        try:
+            # The stdlib's "data" filter checks the same things again as it writes.
+            tar.extractall(dest, filter="data")
+        except tarfile.TarError as exc:
+            # Its message holds the destination path ("'/tmp/.../x', which is outside the
+            # destination"): name the member only.
+            member = getattr(getattr(exc, "tarinfo", None), "name", None)
+            shown = f"{member!r} " if member else "a member "
+            raise UnsafeArchive(f"{shown}was refused while extracting ({type(exc).__name__})") from None
         return sum(1 for m in members if m.isfile())
+
+
+def _check_members(members: list[tarfile.TarInfo], max_bytes: int) -> None:
+    kinds: dict[str, bool] = {}  # path -> is a directory
+    links: dict[str, str] = {}  # symlink path -> target as written
+    total = 0
+    for member in members:
+        name = "/".join(_member_parts(member.name))
+        if member.isdev() or member.isfifo():
+            raise UnsafeArchive(f"{member.name!r} is a device or fifo")
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            raise UnsafeArchive(f"{member.name!r} is not a file, directory or link")
+        if not name and not member.isdir():
+            raise UnsafeArchive(f"{member.name!r} has no name")
+        if name in kinds and not (kinds[name] and member.isdir()):
+            raise UnsafeArchive(f"{member.name!r} appears twice in the archive")
+        kinds[name] = member.isdir()
+        if member.issym():
+            if "\x00" in member.linkname or PurePosixPath(member.linkname).is_absolute():
+                raise UnsafeArchive(f"symlink {member.name!r} -> {member.linkname!r} leads out of the tree")
+            links[name] = member.linkname
+        if member.islnk():
+            _member_parts(member.linkname)
+        total += max(member.size, 0)
+        if total > max_bytes:
+            raise UnsafeArchive(f"it unpacks to more than {max_bytes} bytes")
+    tree = TreeLinks(links)
+    for member in members:
+        name = "/".join(_member_parts(member.name))
+        # A member written through a link lands elsewhere than its name says: refused (as on upload),
+        # so every link's name is where it is, and resolving by names is sound.
+        for parent in PurePosixPath(name).parents:
+            if str(parent) in links:
+                raise UnsafeArchive(f"{member.name!r} goes through the symlink {str(parent)!r}")
+        try:
+            if member.issym():
+                tree.resolve(name)
+            if member.islnk():
+                tree.resolve("/".join(_member_parts(member.linkname)))
+        except LinkEscape as exc:
+            what = "symlink" if member.issym() else "hard link" if member.islnk() else "member"
+            arrow = f" -> {member.linkname!r}" if member.issym() or member.islnk() else ""
+            raise UnsafeArchive(f"{what} {member.name!r}{arrow} leads out of the tree: {exc}") from None
 
 
 def _member_parts(name: str) -> list[str]:
@@ -120,17 +157,6 @@ def _member_parts(name: str) -> list[str]:
     if ".." in parts:
         raise UnsafeArchive(f"{name!r} contains '..'")
     return parts
-
-
-def _stays_inside(parts: list[str]) -> bool:
-    depth = 0
-    for part in parts:
-        if part in ("", "."):
-            continue
-        depth = depth - 1 if part == ".." else depth + 1
-        if depth < 0:
-            return False
-    return True
 
 
 # ------------------------------------------------------------ entry points (job handlers)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from xcloudflow.compose import service
 from xcloudflow.compose.planner import create_changeset, read_repository
 from xcloudflow.compose.render import changeset_markdown
+from xcloudflow.compose.repo import RepoLimits
 from xcloudflow.compose.schemas import (
     Approval,
     ChangeSetCreate,
@@ -45,6 +46,7 @@ async def plan(request: Request, body: ChangeSetCreate, who: Principal = Depends
             local_roots=settings.compose_roots.of(who.org_name),
             max_bytes=settings.compose_bundle_max_bytes,
             git_timeout=settings.compose_git_timeout_seconds,
+            repo_limits=RepoLimits(settings.compose_repo_max_bytes, "XCF_COMPOSE_REPO_MAX_BYTES"),
         )
         with ctx.db.write() as session:
             cs = create_changeset(

@@ -25,7 +25,7 @@ from xcloudflow.compose.events import ACTOR
 from xcloudflow.compose.graph import PlanGraph, build_graph
 from xcloudflow.compose.loader import Repository, load_repository
 from xcloudflow.compose.models import ComposeChangeSet, ComposeNode
-from xcloudflow.compose.repo import archive, checkout, mask
+from xcloudflow.compose.repo import RepoLimits, archive, checkout, mask
 from xcloudflow.compose.schemas import ChangeSetCreate
 from xcloudflow.db.base import utcnow
 from xcloudflow.errors import Invalid
@@ -111,11 +111,14 @@ def read_repository(
     local_roots: list[Path],
     max_bytes: int,
     git_timeout: float,
+    repo_limits: RepoLimits = RepoLimits(),
 ) -> ReadRepository:
     """Fetch, load, validate, route, order and compile the policies: everything that can be wrong with
     the input, found before a database transaction is opened (a git fetch can take a while)."""
     iam.require(principal, "writer", action="planning a ChangeSet")
-    with checkout(body.repo, body.ref, local_roots=local_roots, timeout=git_timeout) as snapshot:
+    with checkout(
+        body.repo, body.ref, local_roots=local_roots, timeout=git_timeout, limits=repo_limits
+    ) as snapshot:
         repo = load_repository(snapshot.root)
         graph = build_graph(repo, body.environment)
         _check_runnable(repo, graph)

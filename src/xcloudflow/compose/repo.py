@@ -9,7 +9,8 @@ Safety rules this module must keep: git never prompts (GIT_TERMINAL_PROMPT=0) an
 (core.hooksPath=/dev/null); credentials in URLs are masked in every message; local paths (and file://)
 are refused unless under one of the roots the caller allows (the server's setting), so an API user
 cannot make the server read arbitrary directories; extracted archives never write outside their
-directory. It knows nothing of the DSL.
+directory, and a commit is streamed from `git archive` with a byte count (`RepoLimits`), never held
+in memory whole, git killed once it unpacks to more than the limit. It knows nothing of the DSL.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, cast
 
 from xcloudflow.errors import Invalid
 
@@ -36,6 +39,14 @@ _SCP = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:(?!//)")  # git@github.com:
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 LOCAL_ROOTS_SETTING = "XCF_COMPOSE_LOCAL_ROOTS"
 _BOILERPLATE = ("Please make sure you have the correct access rights", "and the repository exists")
+MAX_UNPACKED_SETTING = "XCF_COMPOSE_REPO_MAX_BYTES"
+DEFAULT_MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+_CHUNK = 64 * 1024
+# The tree of a commit that removed every file (SHA-1 and SHA-256 repositories).
+_EMPTY_TREES = {
+    "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+    "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
+}
 
 
 @dataclass(frozen=True)
@@ -86,19 +97,28 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _git_command(args: Sequence[str]) -> list[str]:
+    return ["git", "-c", "core.hooksPath=/dev/null", "-c", "protocol.ext.allow=never", *args]
+
+
+def _git_failure(stderr: bytes, returncode: int, what: str) -> Invalid:
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+    useful = [line for line in lines if line and not line.startswith(_BOILERPLATE)]
+    reason = "; ".join(useful[-3:]) or f"exit {returncode}"
+    return Invalid(mask(f"{what}: {reason}"), details={"source": mask(what)})
+
+
 def _git(args: Sequence[str], *, cwd: Path | None, timeout: float, what: str) -> bytes:
-    cmd = ["git", "-c", "core.hooksPath=/dev/null", "-c", "protocol.ext.allow=never", *args]
     try:
-        done = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            _git_command(args), cwd=cwd, env=_env(), capture_output=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise Invalid(mask(f"{what}: git timed out after {timeout:g} s")) from exc
     except FileNotFoundError as exc:
         raise Invalid(f"{what}: the git command is not installed") from exc
     if done.returncode != 0:
-        lines = [line.strip() for line in done.stderr.decode(errors="replace").splitlines()]
-        useful = [line for line in lines if line and not line.startswith(_BOILERPLATE)]
-        reason = "; ".join(useful[-3:]) or f"exit {done.returncode}"
-        raise Invalid(mask(f"{what}: {reason}"), details={"source": mask(what)})
+        raise _git_failure(done.stderr, done.returncode, what)
     return done.stdout
 
 
@@ -146,17 +166,115 @@ def _resolve(git_args: list[str], ref: str | None, *, source: str, timeout: floa
     raise Invalid(f"repository {source}: unknown ref {ref!r} (no such branch, tag or commit)")
 
 
-def _extract(tar_bytes: bytes, dest: Path) -> None:
-    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
-        tar.extractall(dest, filter="data")
+@dataclass(frozen=True)
+class RepoLimits:
+    """How much of one commit may be unpacked (the tar stream `git archive` writes: file contents
+    and 512-byte headers), and the setting that says so, named in the error."""
+
+    max_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
+    setting: str = MAX_UNPACKED_SETTING
+
+
+class _OverLimit(Exception):
+    pass
+
+
+class _CountingPipe:
+    """git's stdout for tarfile's stream mode, read in chunks, refusing to read past `limit` bytes."""
+
+    def __init__(self, pipe: IO[bytes], limit: int) -> None:
+        self._pipe = pipe
+        self._limit = limit
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._pipe.read(min(size, _CHUNK) if size >= 0 else _CHUNK)
+        self.count += len(chunk)
+        if self.count > self._limit:
+            raise _OverLimit
+        return chunk
+
+
+def _extract_archive(
+    git_args: list[str], treeish: str, dest: Path, *, limits: RepoLimits, timeout: float, what: str
+) -> None:
+    """`git archive` streamed into `dest`: at most `limits.max_bytes` of tar are read, and git is
+    killed as soon as they are passed, so a small repository holding a very compressible large file
+    costs neither memory nor more disk than the limit. The caller's temporary directory goes with it."""
+    timed_out = threading.Event()
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            proc = subprocess.Popen(
+                _git_command([*git_args, "archive", "--format=tar", treeish]),
+                env=_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+        except FileNotFoundError as exc:
+            raise Invalid(f"{what}: the git command is not installed") from exc
+        assert proc.stdout is not None
+
+        def expire() -> None:
+            timed_out.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, expire)
+        timer.start()
+        refused: Invalid | None = None
+        over_limit = finished = killed = False
+        try:
+            pipe = _CountingPipe(proc.stdout, limits.max_bytes)
+            with tarfile.open(fileobj=cast(IO[bytes], pipe), mode="r|") as tar:
+                tar.extractall(dest, filter="data")
+            while pipe.read(_CHUNK):  # the end-of-archive padding, so git can exit
+                pass
+            finished = True
+        except _OverLimit:
+            over_limit = True
+            refused = Invalid(
+                mask(
+                    f"{what}: its files unpack to more than {limits.max_bytes} bytes (setting {limits.setting})"
+                ),
+                details={"rule": "max_unpacked_bytes", "limit": limits.max_bytes, "setting": limits.setting},
+            )
+        except (tarfile.TarError, EOFError) as exc:
+            # The data filter's message holds this server's path: name the file only.
+            member = getattr(getattr(exc, "tarinfo", None), "name", None)
+            shown = f"file {member!r}" if member else "the archive"
+            refused = Invalid(mask(f"{what}: {shown} cannot be extracted safely ({type(exc).__name__})"))
+        except OSError as exc:  # its message holds this server's path too
+            refused = Invalid(mask(f"{what}: the files cannot be written ({exc.strerror})"))
+        finally:
+            timer.cancel()
+            if not finished and proc.poll() is None:
+                proc.kill()
+                killed = True
+            proc.wait()
+            proc.stdout.close()
+        if timed_out.is_set():
+            raise Invalid(mask(f"{what}: git timed out after {timeout:g} s"))
+        if refused is not None and (over_limit or killed):
+            raise refused  # git was killed for it: its exit status says nothing
+        if proc.returncode != 0:
+            stderr.seek(0)
+            raise _git_failure(stderr.read(), proc.returncode, what)
+        if refused is not None:
+            raise refused
 
 
 @contextmanager
 def checkout(
-    source: str, ref: str | None, *, local_roots: Sequence[Path], timeout: float = 120.0
+    source: str,
+    ref: str | None,
+    *,
+    local_roots: Sequence[Path],
+    timeout: float = 120.0,
+    limits: RepoLimits = RepoLimits(),
 ) -> Iterator[RepoSnapshot]:
     """Exactly one commit of `source` (a git URL, or an absolute path to a work tree, a subdirectory
-    of one, or a bare repository) extracted into a temporary directory, removed on exit."""
+    of one, or a bare repository) extracted into a temporary directory, removed on exit; Invalid
+    naming `limits.setting` when its files unpack to more than `limits.max_bytes`."""
     if ref is not None and (not ref.strip() or ref.startswith("-")):
         raise Invalid(f"repository {mask(source)}: invalid ref {ref!r}")
     local = _local_path(source)
@@ -217,11 +335,19 @@ def checkout(
         what = f"repository {shown} at {commit[:12]}" + (f" (directory {prefix})" if prefix else "")
         # An empty tree (a commit that removed every file) archives as a lone pax header that
         # tarfile refuses to read: it is an empty snapshot, not an error.
-        if _git([*git_args, "ls-tree", "--name-only", "-z", treeish], cwd=None, timeout=timeout, what=what):
-            _extract(
-                _git([*git_args, "archive", "--format=tar", treeish], cwd=None, timeout=timeout, what=what),
-                tree,
+        try:
+            tree_id = _git(
+                [*git_args, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{commit}:{prefix}"],
+                cwd=None,
+                timeout=timeout,
+                what=what,
             )
+        except Invalid:
+            if not prefix:
+                raise
+            raise Invalid(mask(f"{what}: the directory {prefix!r} is not in this commit")) from None
+        if tree_id.decode().strip() not in _EMPTY_TREES:
+            _extract_archive(git_args, treeish, tree, limits=limits, timeout=timeout, what=what)
         if local is None:
             shutil.rmtree(Path(tmp) / "clone.git", ignore_errors=True)
         yield RepoSnapshot(root=tree, source=source, ref=ref, commit=commit)

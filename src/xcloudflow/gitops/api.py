@@ -27,7 +27,9 @@ router = APIRouter(prefix="/api/v1/gitops", tags=["gitops"])
 
 def options(ctx: AppContext) -> sync.SyncOptions:
     return sync.SyncOptions(
-        local_roots=ctx.settings.gitops_roots, git_timeout=ctx.settings.gitops_git_timeout_seconds
+        local_roots=ctx.settings.gitops_roots,
+        git_timeout=ctx.settings.gitops_git_timeout_seconds,
+        repo_max_bytes=ctx.settings.gitops_repo_max_bytes,
     )
 
 

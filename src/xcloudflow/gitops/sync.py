@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from sqlalchemy.orm import Session
 
 from xcloudflow.audit.schemas import AuditContext
-from xcloudflow.compose.repo import checkout, is_url
+from xcloudflow.compose.repo import DEFAULT_MAX_UNPACKED_BYTES, RepoLimits, checkout, is_url
 from xcloudflow.compose.repo import mask as mask_url
 from xcloudflow.conflux import service as conflux
 from xcloudflow.conflux.schemas import ConfigOut, ConfigPut, PublishIn, RetentionPolicy
@@ -45,12 +45,14 @@ from xcloudflow.settings import LocalRoots
 
 log = logging.getLogger("xcloudflow.gitops")
 LOCAL_ROOTS_SETTING = "XCF_GITOPS_LOCAL_ROOTS"
+REPO_MAX_BYTES_SETTING = "XCF_GITOPS_REPO_MAX_BYTES"
 
 
 @dataclass(frozen=True)
 class SyncOptions:
     local_roots: LocalRoots = field(default_factory=lambda: LocalRoots({}))  # per organization
     git_timeout: float = 120.0
+    repo_max_bytes: int = DEFAULT_MAX_UNPACKED_BYTES  # unpacked, as git archive streams it
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,8 @@ def snapshot(
         url = _with_credentials(url, values, spec.secret_ref)
         hidden = [v for v in (values or {}).values() if v]
     try:
-        with checkout(url, ref, local_roots=local_roots, timeout=options.git_timeout) as snap:
+        limits = RepoLimits(options.repo_max_bytes, REPO_MAX_BYTES_SETTING)
+        with checkout(url, ref, local_roots=local_roots, timeout=options.git_timeout, limits=limits) as snap:
             assert snap.commit is not None
             top = snap.root / spec.path if spec.path else snap.root
             if not top.is_dir():

@@ -10,7 +10,8 @@ Sizes count what extraction and reading produce: a hard link costs its target's 
 upload of hard links to one large file listed as 1,300 MiB), and a comparison stops diffing once its
 diffs reach `MAX_COMPARE_DIFF_BYTES`. A symlink's target is resolved through the other symlinks of the
 tree, as the kernel will (`a/l -> ..` then `a/l2 -> l/..` leaves the tree although each is lexically
-inside). Errors name members and targets as the archive spells them, never a path of the machine.
+inside), by `xcloudflow.tarlinks`, the function the agent uses too. Errors name members and targets
+as the archive spells them, never a path of the machine.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from xcloudflow.errors import Invalid, TooLarge
+from xcloudflow.tarlinks import LinkEscape, TreeLinks
 
 MiB = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
@@ -36,7 +38,6 @@ MAX_DIFF_BYTES = 1 * MiB
 MAX_DIFF_LINES = 20_000
 # All diffs of one comparison together; the files after that are listed with a note instead.
 MAX_COMPARE_DIFF_BYTES = 4 * MiB
-MAX_SYMLINK_HOPS = 40  # as Linux's ELOOP
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,12 @@ def _read(data: bytes, limits: ArchiveLimits, *, keep: Callable[[str], bool] | N
             if kind == "file":
                 raise _bad(path, f"{parent!r} is a file, not a directory")
             parent = posixpath.dirname(parent)
+    tree = TreeLinks(links)
     for path in sorted(links):
-        _resolve_inside(path, links)
+        try:
+            tree.resolve(path)
+        except LinkEscape as exc:
+            raise _bad(path, f"symlink to {links[path]!r}: {exc}") from None
     return _Contents(files=[files[p] for p in sorted(files)], data=contents)
 
 
@@ -188,33 +193,6 @@ def _check_unpacked(unpacked: int, limits: ArchiveLimits, member: str) -> None:
             "hard links count as copies of their target)",
             details={"rule": "max_unpacked_bytes", "limit": limits.max_unpacked_bytes},
         )
-
-
-def _resolve_inside(path: str, links: dict[str, str]) -> None:
-    """Follow the symlink `path` through the tree's other symlinks as the kernel would; Invalid when
-    any step leaves the tree (or the chain loops). Dangling targets are allowed: nothing is there."""
-    pending = list(reversed(links[path].split("/")))
-    where: list[str] = posixpath.dirname(path).split("/") if posixpath.dirname(path) else []
-    hops = 0
-    while pending:
-        part = pending.pop()
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not where:
-                raise _bad(path, f"symlink to {links[path]!r} leads outside the archive (through its links)")
-            where.pop()
-            continue
-        where.append(part)
-        current = "/".join(where)
-        if current in links:
-            hops += 1
-            if hops > MAX_SYMLINK_HOPS:
-                raise _bad(
-                    path, f"symlink to {links[path]!r} is a chain of more than {MAX_SYMLINK_HOPS} links"
-                )
-            where.pop()
-            pending.extend(reversed(links[current].split("/")))
 
 
 def inspect(data: bytes, limits: ArchiveLimits = DEFAULT_LIMITS) -> list[dict[str, Any]]:
