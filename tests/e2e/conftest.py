@@ -282,6 +282,13 @@ def xcf_server(request: pytest.FixtureRequest, xcf_server_process: XcfServer) ->
 
 
 @pytest.fixture
+def api(xcf_server: XcfServer) -> Iterator[httpx.Client]:
+    """An HTTP client of the server, as the bootstrap admin."""
+    with xcf_server.client() as client:
+        yield client
+
+
+@pytest.fixture
 def names() -> tuple[str, str]:
     """A project and stack name used by no other test."""
     suffix = secrets.token_hex(4)

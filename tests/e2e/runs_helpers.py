@@ -1,13 +1,19 @@
-"""Helpers of the run end-to-end tests: configurations, workspaces, runs and waiting for stages."""
+"""Helpers of the run end-to-end tests: configurations, workspaces, runs, `xcf agent` processes and
+waiting for stages."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.e2e.conftest import XcfServer, _clean_env
 from tests.factories import targz
 
 FINAL = ("planned_and_finished", "applied", "errored", "canceled", "discarded")
@@ -97,3 +103,41 @@ def log_text(client: httpx.Client, run_id: str) -> str:
         after = page["last_cursor"]
         if not page["more"]:
             return "".join(lines)
+
+
+def start_agent(
+    server: XcfServer, token: str, pool: str, data_dir: Path, *args: str, **env: str
+) -> subprocess.Popen[bytes]:
+    """An `xcf agent` process of `pool` with its own data dir (its output in <data_dir>.log beside it);
+    `args` go to the command line, `env` over the clean environment."""
+    log = (data_dir.parent / f"{data_dir.name}.log").open("wb")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xcloudflow",
+            "agent",
+            "--server",
+            server.base_url,
+            "--token",
+            token,
+            "--pool",
+            pool,
+            *args,
+            "--poll-wait",
+            "5",
+        ],
+        env=_clean_env() | {"XCF_AGENT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_agent(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -7,22 +7,21 @@ import json
 import secrets
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import XcfServer, _clean_env
+from tests.e2e.conftest import XcfServer
 from tests.e2e.runs_helpers import (
     log_text,
     set_var,
     show,
+    start_agent,
     start_run,
+    stop_agent,
     upload,
     wait_stage,
     wait_until,
@@ -67,12 +66,6 @@ output "value" {
   value = terraform_data.one.output
 }
 """
-
-
-@pytest.fixture
-def api(xcf_server: XcfServer) -> Iterator[httpx.Client]:
-    with xcf_server.client() as client:
-        yield client
 
 
 def _names() -> tuple[str, str]:
@@ -195,41 +188,8 @@ def test_cancel_during_apply_interrupts_terraform(xcf_server: XcfServer, api: ht
 def _agent(
     server: XcfServer, token: str, pool: str, tmp_path: Path, label: str, concurrency: int = 1
 ) -> subprocess.Popen[bytes]:
-    log = (tmp_path / f"agent-{label}.log").open("wb")
-    env = _clean_env() | {"XCF_AGENT_DATA_DIR": str(tmp_path / f"agent-{label}"), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xcloudflow",
-            "agent",
-            "--server",
-            server.base_url,
-            "--token",
-            token,
-            "--pool",
-            pool,
-            "--concurrency",
-            str(concurrency),
-            "--name",
-            f"{pool}-{label}",
-            "--poll-wait",
-            "5",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _stop_agent(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    args = ("--concurrency", str(concurrency), "--name", f"{pool}-{label}")
+    return start_agent(server, token, pool, tmp_path / f"agent-{label}", *args)
 
 
 def test_an_agent_killed_mid_apply_errors_the_run_and_locks_the_workspace(
@@ -251,7 +211,7 @@ def test_an_agent_killed_mid_apply_errors_the_run_and_locks_the_workspace(
         agent.wait()
         errored = wait_stage(api, run["id"], "errored", timeout=60)
     finally:
-        _stop_agent(agent)
+        stop_agent(agent)
     assert "stopped heartbeating" in errored["error"]
     assert "locked" in errored["error"]
     ws = api.get(f"/api/v1/workspaces/{project}/{name}").json()
@@ -270,7 +230,7 @@ def test_an_agent_killed_mid_apply_errors_the_run_and_locks_the_workspace(
         fresh = start_run(api, project, name, kind="plan_and_apply", auto_apply=True)
         wait_stage(api, fresh["id"], "applied")
     finally:
-        _stop_agent(second)
+        stop_agent(second)
 
 
 def test_two_agents_finish_ten_queued_runs_exactly_once(
@@ -290,7 +250,7 @@ def test_two_agents_finish_ten_queued_runs_exactly_once(
         finished = [wait_stage(api, r["id"], "applied", timeout=300) for r in runs]
     finally:
         for a in agents:
-            _stop_agent(a)
+            stop_agent(a)
     ran_on: set[str] = set()
     for run, name in zip(finished, names, strict=True):
         for job_id in (run["plan_job"], run["apply_job"]):

@@ -13,9 +13,6 @@ import base64
 import json
 import re
 import secrets
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +20,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import XcfServer, _clean_env
-from tests.e2e.runs_helpers import log_text, start_run, upload, wait_stage, wait_until, workspace
+from tests.e2e.conftest import XcfServer
+from tests.e2e.runs_helpers import (
+    log_text,
+    start_agent,
+    start_run,
+    stop_agent,
+    upload,
+    wait_stage,
+    wait_until,
+    workspace,
+)
 from tests.jobs.conftest import pool_token
 
 ATTACK = """
@@ -63,12 +69,6 @@ HOOK = (
 )
 
 VICTIM = 'resource "terraform_data" "v" {\n  input = "%s"\n}\n'
-
-
-@pytest.fixture
-def api(xcf_server: XcfServer) -> Iterator[httpx.Client]:
-    with xcf_server.client() as client:
-        yield client
 
 
 def _names() -> tuple[str, str]:
@@ -216,39 +216,6 @@ def test_agents_show_no_pid_and_the_embedded_agent_holds_no_server_secret(
     assert not str(Path.home() / ".xcf" / "agent").startswith(str(xcf_server.data_dir))
 
 
-def _agent(server: XcfServer, token: str, pool: str, data_dir: Path, **env: str) -> subprocess.Popen[bytes]:
-    log = (data_dir.parent / f"{data_dir.name}.log").open("wb")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xcloudflow",
-            "agent",
-            "--server",
-            server.base_url,
-            "--token",
-            token,
-            "--pool",
-            pool,
-            "--poll-wait",
-            "5",
-        ],
-        env=_clean_env() | {"XCF_AGENT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 READ_HOST_FILE = 'output "host" { value = try(file("@FILE@"), "denied") }\n'
 
 
@@ -261,7 +228,7 @@ def test_the_sandbox_is_off_only_when_xcf_agent_sandbox_says_none(
     host_file.write_text(marker)
     pool = f"sbx-{secrets.token_hex(3)}"
     token = pool_token(api, pool)
-    agent = _agent(
+    agent = start_agent(
         xcf_server, token, pool, tmp_path / "agent", **({"XCF_AGENT_SANDBOX": mode} if mode else {})
     )
     try:
@@ -272,7 +239,7 @@ def test_the_sandbox_is_off_only_when_xcf_agent_sandbox_says_none(
         wait_stage(api, run["id"], "planned", "planned_and_finished")
         shown = revealed(api, run["id"])
     finally:
-        _stop(agent)
+        stop_agent(agent)
     if mode == "none":
         assert marker.encode() in shown  # unsandboxed: user code reads what the agent's user can
         assert b"XCF_AGENT_SANDBOX=none" in shown  # and the job log says so loudly

@@ -171,3 +171,42 @@ def test_without_the_cli_the_error_says_what_to_do(tmp_path: Path) -> None:
         PulumiEngine().plan(
             repo, EngineSpec(ref="modules/x", inputs={}, env={}, timeout_seconds=30), io.log, io.cancelled
         )
+
+
+# A stand-in for the pulumi CLI (not installed here): it records each call's directory and arguments,
+# and answers `preview --json` with a one-bucket PreviewDigest.
+FAKE_PULUMI = """#!/bin/sh
+echo "$PWD $*" >> "$PWD/pulumi-calls.txt"
+if [ "$1" = preview ]; then
+  echo '{"steps": [{"op": "create", "urn": "@BUCKET@", "newState": {"urn": "@BUCKET@", "custom": true,
+  "type": "aws:s3/bucket:Bucket", "inputs": {}, "outputs": {}}}], "changeSummary": {"create": 1}}'
+else
+  echo "pulumi $1 done"
+fi
+"""
+
+
+def test_apply_selects_the_stack_previews_then_ups_in_the_module_directory(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "repo", {"modules/shop/Pulumi.yaml": "name: shop\nruntime: python\n"})
+    cli = tmp_path / "bin" / "pulumi"
+    cli.parent.mkdir()
+    cli.write_text(FAKE_PULUMI.replace("@BUCKET@", BUCKET))
+    cli.chmod(0o755)
+    io = RecordingIO()
+    spec = EngineSpec(
+        ref="modules/shop",
+        inputs={"replicas": 3},
+        env={"PATH": str(cli.parent), "PULUMI_STACK": "dev"},
+        timeout_seconds=60,
+    )
+    plan = PulumiEngine().apply(repo, spec, io.log, io.cancelled)
+    assert [(rc.address, rc.actions) for rc in plan.resource_changes] == [(BUCKET, ["create"])]
+    project = repo / "modules" / "shop"
+    calls = (project / "pulumi-calls.txt").read_text().splitlines()
+    assert calls == [
+        f"{project} stack select --create --non-interactive dev",
+        f"{project} preview --json --diff --non-interactive --stack dev --config replicas=3",
+        f"{project} up --yes --skip-preview --non-interactive --stack dev --config replicas=3",
+    ]
+    assert "pulumi stack done" in io.text and "pulumi up done" in io.text
+    assert "changeSummary" not in io.text  # preview's stdout is captured and parsed, not logged

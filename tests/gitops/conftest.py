@@ -121,3 +121,49 @@ def git_commit(repo: Path, message: str = "change") -> str:
 
 def head(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD")
+
+
+# A second config beside the seed's (my-tenant/app-a/production/app.json), its content from values.
+APP_CONFIG = """\
+apiVersion: gitops.conflux.io/v1alpha1
+kind: ConfluxConfig
+metadata: {name: app.json, namespace: my-tenant}
+spec:
+  application: app-a
+  environment: production
+  format: json
+  values: {size: 3}
+  template:
+    content: |
+      {"pool": {{ .Values.size }}}
+"""
+APP_JSON = "/api/v1/conflux/configs/my-tenant/app-a/production/app.json"
+APP_ADDRESS = "my-tenant/app-a/production/app.json"
+
+
+def status(source: dict[str, object]) -> dict[str, object]:
+    value = source["status"]
+    assert isinstance(value, dict)
+    return value
+
+
+def ready(source: dict[str, object]) -> dict[str, str]:
+    condition: dict[str, str] = status(source)["conditions"][0]  # type: ignore[index]
+    return condition
+
+
+def documents(source: dict[str, object]) -> list[dict[str, object]]:
+    docs: list[dict[str, object]] = status(source)["documents"]  # type: ignore[assignment]
+    return docs
+
+
+def results(source: dict[str, object]) -> dict[str, str]:
+    docs = status(source)["documents"]
+    assert isinstance(docs, list)
+    return {d["path"]: d["result"] for d in docs}
+
+
+def orphans(source: dict[str, object]) -> list[dict[str, object]]:
+    items = status(source)["orphans"]
+    assert isinstance(items, list)
+    return items

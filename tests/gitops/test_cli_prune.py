@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitops.conftest import SECRET, commit_all
+from tests.gitops.conftest import APP_CONFIG, SECRET, commit_all
 from tests.gitops.test_cli import said, xcf
-from tests.gitops.test_prune import OTHER
 
 
 def has_row(text: str, *cells: str) -> bool:
@@ -19,7 +18,7 @@ def has_row(text: str, *cells: str) -> bool:
 @pytest.mark.parametrize("prune", [False, True])
 def test_prune_and_orphans_from_the_command_line(live_server: str, repo: Path, prune: bool) -> None:
     assert xcf(live_server, "secret", "set", "db-credentials", f"database_password={SECRET}").exit_code == 0
-    (repo / "production" / "app.yaml").write_text(OTHER)
+    (repo / "production" / "app.yaml").write_text(APP_CONFIG)
     commit_all(repo)
     flags = ["--prune"] if prune else []
     added = xcf(live_server, "gitops", "source", "add", "app-a", "--url", str(repo), *flags)

@@ -9,47 +9,25 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.gitops.conftest import CONFIG, Write, add_source, git, git_commit, set_secret, sync, versions
+from tests.gitops.conftest import (
+    APP_ADDRESS,
+    APP_CONFIG,
+    APP_JSON,
+    CONFIG,
+    Write,
+    add_source,
+    git,
+    git_commit,
+    orphans,
+    ready,
+    results,
+    set_secret,
+    status,
+    sync,
+    versions,
+)
 from xcloudflow.db import Database
 from xcloudflow.gitops.models import GitopsSource
-
-OTHER = """\
-apiVersion: gitops.conflux.io/v1alpha1
-kind: ConfluxConfig
-metadata: {name: app.json, namespace: my-tenant}
-spec:
-  application: app-a
-  environment: production
-  format: json
-  template:
-    content: |
-      {"pool": 3}
-"""
-APP_JSON = "/api/v1/conflux/configs/my-tenant/app-a/production/app.json"
-APP_ADDRESS = "my-tenant/app-a/production/app.json"
-
-
-def status(source: dict[str, object]) -> dict[str, object]:
-    value = source["status"]
-    assert isinstance(value, dict)
-    return value
-
-
-def ready(source: dict[str, object]) -> dict[str, str]:
-    condition: dict[str, str] = status(source)["conditions"][0]  # type: ignore[index]
-    return condition
-
-
-def results(source: dict[str, object]) -> dict[str, str]:
-    docs = status(source)["documents"]
-    assert isinstance(docs, list)
-    return {d["path"]: d["result"] for d in docs}
-
-
-def orphans(source: dict[str, object]) -> list[dict[str, object]]:
-    items = status(source)["orphans"]
-    assert isinstance(items, list)
-    return items
 
 
 def audit(admin: TestClient, action: str) -> list[dict[str, object]]:
@@ -97,7 +75,7 @@ def test_prune_deletes_what_left_git_and_a_returning_document_is_no_orphan(
     admin: TestClient, repo: Path, write: Write
 ) -> None:
     set_secret(admin)
-    write("production/app.yaml", OTHER)
+    write("production/app.yaml", APP_CONFIG)
     git_commit(repo)
     created = add_source(admin, repo, prune=True)
     assert created["prune"] is True
@@ -131,14 +109,14 @@ def test_prune_deletes_what_left_git_and_a_returning_document_is_no_orphan(
     assert results(sync(admin)) == {"production/database.yaml": "unchanged"}
     assert len(audit(admin, "conflux.config.delete")) == 1
 
-    write("production/app.yaml", OTHER)  # the document comes back: published anew
+    write("production/app.yaml", APP_CONFIG)  # the document comes back: published anew
     git_commit(repo, "app.json again")
     assert results(sync(admin))["production/app.yaml"] == "published"
 
 
 def test_orphan_without_prune_then_back_in_git(admin: TestClient, repo: Path, write: Write) -> None:
     set_secret(admin)
-    write("production/app.yaml", OTHER)
+    write("production/app.yaml", APP_CONFIG)
     git_commit(repo)
     assert add_source(admin, repo)["prune"] is False
     sync(admin)
@@ -147,7 +125,7 @@ def test_orphan_without_prune_then_back_in_git(admin: TestClient, repo: Path, wr
     source = sync(admin)
     assert [o["address"] for o in orphans(source)] == [APP_ADDRESS]
     assert admin.get(APP_JSON).status_code == 200
-    write("production/app.yaml", OTHER)
+    write("production/app.yaml", APP_CONFIG)
     git_commit(repo)
     back = sync(admin)
     assert orphans(back) == [] and results(back)["production/app.yaml"] == "unchanged"
@@ -158,8 +136,8 @@ def test_prune_waits_for_a_clean_sync_and_spares_configs_taken_over(
     admin: TestClient, repo: Path, write: Write
 ) -> None:
     set_secret(admin)
-    write("production/app.yaml", OTHER)
-    write("production/cache.yaml", OTHER.replace("app.json", "cache.json"))
+    write("production/app.yaml", APP_CONFIG)
+    write("production/cache.yaml", APP_CONFIG.replace("app.json", "cache.json"))
     git_commit(repo)
     add_source(admin, repo, prune=True)
     sync(admin)
@@ -193,7 +171,7 @@ def test_sources_stored_before_prune_keep_their_tracking(
 ) -> None:
     """Rows written by the previous version hold a plain list of results in `documents`."""
     set_secret(admin)
-    write("production/app.yaml", OTHER)
+    write("production/app.yaml", APP_CONFIG)
     git_commit(repo)
     add_source(admin, repo)
     source = sync(admin)

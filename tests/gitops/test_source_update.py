@@ -7,9 +7,19 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.gitops.conftest import Write, add_source, git_commit, set_secret, sync
+from tests.gitops.conftest import (
+    APP_ADDRESS,
+    APP_CONFIG,
+    APP_JSON,
+    Write,
+    add_source,
+    git_commit,
+    orphans,
+    results,
+    set_secret,
+    sync,
+)
 from tests.gitops.test_cli import xcf
-from tests.gitops.test_prune import APP_ADDRESS, APP_JSON, OTHER, orphans, results
 
 SOURCE = "/api/v1/gitops/sources/app-a"
 
@@ -18,7 +28,7 @@ def test_turning_prune_on_deletes_the_orphans_at_the_next_sync(
     admin: TestClient, repo: Path, write: Write
 ) -> None:
     set_secret(admin)
-    write("production/app.yaml", OTHER)
+    write("production/app.yaml", APP_CONFIG)
     git_commit(repo)
     add_source(admin, repo)
     sync(admin)

@@ -12,13 +12,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.gitops.conftest import (
+    APP_CONFIG,
+    APP_JSON,
     CONFIG,
     SECRET,
     SEED_CONFIG,
     Write,
     add_source,
+    documents,
     git_commit,
     head,
+    ready,
     set_secret,
     sync,
     versions,
@@ -28,34 +32,6 @@ from xcloudflow.db.base import utcnow
 from xcloudflow.gitops import sync as gitops_sync
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.settings import LocalRoots, Settings
-
-OTHER = """\
-apiVersion: gitops.conflux.io/v1alpha1
-kind: ConfluxConfig
-metadata: {name: app.json, namespace: my-tenant}
-spec:
-  application: app-a
-  environment: production
-  format: json
-  values: {size: 3}
-  template:
-    content: |
-      {"pool": {{ .Values.size }}}
-"""
-
-
-def ready(source: dict[str, object]) -> dict[str, str]:
-    status = source["status"]
-    assert isinstance(status, dict)
-    condition: dict[str, str] = status["conditions"][0]
-    return condition
-
-
-def documents(source: dict[str, object]) -> list[dict[str, object]]:
-    status = source["status"]
-    assert isinstance(status, dict)
-    docs: list[dict[str, object]] = status["documents"]
-    return docs
 
 
 def events(client: TestClient, name: str = "app-a") -> list[dict[str, object]]:
@@ -110,7 +86,7 @@ def test_rerunning_a_commit_changes_nothing_and_a_new_commit_publishes_only_what
     admin: TestClient, repo: Path, write: Write
 ) -> None:
     set_secret(admin)
-    write("production/app.yaml", OTHER)
+    write("production/app.yaml", APP_CONFIG)
     git_commit(repo)
     add_source(admin, repo)
     first = sync(admin)
@@ -121,14 +97,13 @@ def test_rerunning_a_commit_changes_nothing_and_a_new_commit_publishes_only_what
     assert documents(if_new) == documents(again)
     assert len(versions(admin)) == 1
 
-    write("production/app.yaml", OTHER.replace("size: 3", "size: 4"))
+    write("production/app.yaml", APP_CONFIG.replace("size: 3", "size: 4"))
     commit = git_commit(repo, "bigger pool")
     after = sync(admin, force=False)
     results = {d["path"]: (d["result"], d["version"]) for d in documents(after)}
     assert results == {"production/app.yaml": ("published", 2), "production/database.yaml": ("unchanged", 1)}
     assert after["status"]["last_synced_commit"] == commit  # type: ignore[index]
-    app_json = "/api/v1/conflux/configs/my-tenant/app-a/production/app.json"
-    assert admin.get(app_json + "/versions/2").json()["content"] == '{"pool": 4}\n'
+    assert admin.get(APP_JSON + "/versions/2").json()["content"] == '{"pool": 4}\n'
     assert len(versions(admin)) == 1  # the database config did not change
 
 
@@ -198,7 +173,7 @@ def test_bad_documents_fail_alone_with_file_and_line(admin: TestClient, repo: Pa
     )
     write(
         "bad/schema.yaml",
-        OTHER.replace("app.json", "schema.json")
+        APP_CONFIG.replace("app.json", "schema.json")
         .replace(
             "values: {size: 3}",
             "schema: {type: object, properties: {pool: {type: integer}}}\n  secretsRef: {name: db-credentials}",
@@ -329,7 +304,9 @@ def test_diff_previews_without_publishing_and_masks_secrets(
 
     git(repo, "checkout", "-q", "-b", "feature")
     write("production/database.yaml", SEED_CONFIG.replace("db.prod.svc", "db2.prod.svc"))
-    write("production/app.yaml", OTHER.replace("size: 3", "size: 'x'").replace('{"pool"', '{"pool" oops'))
+    write(
+        "production/app.yaml", APP_CONFIG.replace("size: 3", "size: 'x'").replace('{"pool"', '{"pool" oops')
+    )
     git_commit(repo, "feature change")
     git(repo, "checkout", "-q", "main")
     set_secret(admin, database_password=SECRET + "-rotated")

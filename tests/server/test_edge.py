@@ -27,6 +27,15 @@ def users(admin: TestClient) -> list[str]:
     return sorted(u["name"] for u in admin.get("/api/v1/users").json())
 
 
+def flood(live: str, path: str, headers: dict[str, str]) -> tuple[int, int]:
+    """POST ATTACK_BYTES of JSON `[{},...]` to `path`, chunked: the status and the peak RSS growth."""
+    rss = reset_peak_rss()
+    status = send_chunked(
+        live, "POST", path, {"Content-Type": "application/json", **headers}, json_list_chunks(ATTACK_BYTES)
+    )
+    return status, peak_rss() - rss
+
+
 @pytest.fixture
 def live(settings: Settings, db: Database) -> Iterator[str]:
     base, stop = serve_app(create_app(settings, maintenance=False))
@@ -43,15 +52,7 @@ def test_a_large_body_without_valid_credentials_is_refused_before_it_is_read(
     live: str, admin: TestClient, headers: dict[str, str]
 ) -> None:
     before = users(admin)
-    rss = reset_peak_rss()
-    status = send_chunked(
-        live,
-        "POST",
-        "/api/v1/users",
-        {"Content-Type": "application/json", **headers},
-        json_list_chunks(ATTACK_BYTES),
-    )
-    grown = peak_rss() - rss
+    status, grown = flood(live, "/api/v1/users", headers)
     print(f"40 MiB [{{}},...] {headers or 'without a token'}: {status}, peak RSS +{grown / MiB:.0f} MiB")
     assert status == 401
     # The old code parsed all 40 MB into Python objects first: +1.1 GB.
@@ -60,29 +61,14 @@ def test_a_large_body_without_valid_credentials_is_refused_before_it_is_read(
 
 
 def test_the_webhook_needs_its_signature_header_before_its_body(live: str) -> None:
-    rss = reset_peak_rss()
-    status = send_chunked(
-        live,
-        "POST",
-        "/api/v1/gitops/webhook/app",
-        {"Content-Type": "application/json"},
-        json_list_chunks(ATTACK_BYTES),
-    )
+    status, grown = flood(live, "/api/v1/gitops/webhook/app", {})
     assert status == 401
-    assert peak_rss() - rss < 100 * MiB
+    assert grown < 100 * MiB
 
 
 def test_a_large_body_with_a_valid_token_stops_at_the_route_cap(live: str, admin: TestClient) -> None:
     before = users(admin)
-    rss = reset_peak_rss()
-    status = send_chunked(
-        live,
-        "POST",
-        "/api/v1/users",
-        {"Content-Type": "application/json", **ADMIN},
-        json_list_chunks(ATTACK_BYTES),
-    )
-    grown = peak_rss() - rss
+    status, grown = flood(live, "/api/v1/users", ADMIN)
     print(f"40 MiB [{{}},...] with the admin token: {status}, peak RSS +{grown / MiB:.0f} MiB")
     assert status == 413
     assert grown < 100 * MiB

@@ -19,6 +19,7 @@ import os
 import shutil
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from xcloudflow.engines.base import (
     EngineUnavailable,
     LogSink,
     NodePlan,
+    ProcessResult,
     ResourceChange,
     module_path,
     run_process,
@@ -149,30 +151,46 @@ def config_args(inputs: Mapping[str, Any]) -> list[str]:
     return args
 
 
+@dataclass(frozen=True)
+class _Stack:
+    """The pulumi CLI bound to one module: its project directory, environment, stack and sandbox."""
+
+    cli: str
+    project: Path
+    env: dict[str, str]
+    name: str
+    workdir: Path
+    spec: EngineSpec
+    log: LogSink
+    cancel: threading.Event
+
+    def run(self, *args: str, capture_stdout: bool = False) -> ProcessResult:
+        return run_process(
+            [self.cli, *args],
+            cwd=self.project,
+            env=self.env,
+            log=self.log,
+            cancel=self.cancel,
+            timeout_seconds=self.spec.timeout_seconds,
+            capture_stdout=capture_stdout,
+            sandbox=sandbox_for(self.workdir, self.spec, readonly=[Path(self.cli).parent]),
+        )
+
+
 class PulumiEngine:
     name = "pulumi"
 
     def plan(self, workdir: Path, spec: EngineSpec, log: LogSink, cancel: threading.Event) -> NodePlan:
-        cli, project, env, stack = self._prepare(workdir, spec, log, cancel)
-        argv = [
-            cli,
+        stack = self._prepare(workdir, spec, log, cancel)
+        done = stack.run(
             "preview",
             "--json",
             "--diff",
             "--non-interactive",
             "--stack",
-            stack,
+            stack.name,
             *config_args(spec.inputs),
-        ]
-        done = run_process(
-            argv,
-            cwd=project,
-            env=env,
-            log=log,
-            cancel=cancel,
-            timeout_seconds=spec.timeout_seconds,
             capture_stdout=True,
-            sandbox=sandbox_for(workdir, spec, readonly=[Path(cli).parent]),
         )
         if done.canceled:
             raise EngineCanceled("canceled during pulumi preview")
@@ -193,25 +211,15 @@ class PulumiEngine:
     def apply(self, workdir: Path, spec: EngineSpec, log: LogSink, cancel: threading.Event) -> NodePlan:
         # Preview first: its steps are what `up` will do, in the format we parse; then `up` applies.
         plan = self.plan(workdir, spec, log, cancel)
-        cli, project, env, stack = self._prepare(workdir, spec, log, cancel, select=False)
-        argv = [
-            cli,
+        stack = self._prepare(workdir, spec, log, cancel, select=False)
+        done = stack.run(
             "up",
             "--yes",
             "--skip-preview",
             "--non-interactive",
             "--stack",
-            stack,
+            stack.name,
             *config_args(spec.inputs),
-        ]
-        done = run_process(
-            argv,
-            cwd=project,
-            env=env,
-            log=log,
-            cancel=cancel,
-            timeout_seconds=spec.timeout_seconds,
-            sandbox=sandbox_for(workdir, spec, readonly=[Path(cli).parent]),
         )
         if done.canceled:
             raise EngineCanceled("canceled during pulumi up")
@@ -224,7 +232,7 @@ class PulumiEngine:
 
     def _prepare(
         self, workdir: Path, spec: EngineSpec, log: LogSink, cancel: threading.Event, *, select: bool = True
-    ) -> tuple[str, Path, dict[str, str], str]:
+    ) -> _Stack:
         project = module_path(workdir, spec.ref)
         if not project.is_dir() or not any((project / n).is_file() for n in ("Pulumi.yaml", "Pulumi.yml")):
             raise EngineFailed(f"pulumi module {spec.ref!r} is not a directory with a Pulumi.yaml")
@@ -236,22 +244,17 @@ class PulumiEngine:
                 f"pulumi CLI not found on agent {os.uname().nodename}; install it or route this module to "
                 "another engine"
             )
-        stack = env.get("PULUMI_STACK") or DEFAULT_STACK
+        stack = _Stack(
+            cli, project, env, env.get("PULUMI_STACK") or DEFAULT_STACK, workdir, spec, log, cancel
+        )
         if select:
-            done = run_process(
-                [cli, "stack", "select", "--create", "--non-interactive", stack],
-                cwd=project,
-                env=env,
-                log=log,
-                cancel=cancel,
-                timeout_seconds=spec.timeout_seconds,
-                sandbox=sandbox_for(workdir, spec, readonly=[Path(cli).parent]),
-            )
+            done = stack.run("stack", "select", "--create", "--non-interactive", stack.name)
             if done.canceled:
                 raise EngineCanceled("canceled during pulumi stack select")
             if done.exit_code != 0:
                 raise EngineFailed(
-                    f"pulumi stack select {stack} in {spec.ref} failed (exit code {done.exit_code}): {done.tail()}",
+                    f"pulumi stack select {stack.name} in {spec.ref} failed (exit code {done.exit_code}): "
+                    f"{done.tail()}",
                     details={"module": spec.ref},
                 )
-        return cli, project, env, stack
+        return stack

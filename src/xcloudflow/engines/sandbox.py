@@ -274,16 +274,21 @@ def start(
 ) -> Child:
     """Start argv in cwd (its own session) inside `sandbox`; OSError or SandboxUnavailable when it cannot."""
     environment = {str(k): str(v) for k, v in env.items()}
-    if not sandbox.enabled:
-        popen = subprocess.Popen(
-            list(argv),
+
+    def spawn(command: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            command,
             cwd=cwd,
             env=environment,
             stdin=stdin,
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
+
+    if not sandbox.enabled:
+        popen = spawn(list(argv))
         return Child(popen, popen.pid)
     program = argv[0] if argv else ""
     if os.path.isabs(program) and not os.access(program, os.X_OK):  # say so as Popen would
@@ -293,16 +298,7 @@ def start(
     try:
         command = wrap(argv, sandbox=sandbox, cwd=cwd, env=environment, info_fd=write_fd)
         # bwrap's own environment is the job's: inside the sandbox, /proc/1/environ is bwrap's.
-        popen = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=environment,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-            pass_fds=(write_fd,),
-        )
+        popen = spawn(command, (write_fd,))
     except BaseException:
         os.close(read_fd)
         raise

@@ -1,5 +1,6 @@
 """GitOps source use cases: register, list, show, delete sources; status and events; the webhook
-check; which sources are due.
+check; which sources are due. Where a source may fetch from (the URL and local roots checks) is
+`urls.py`.
 
 A source row holds the ConfluxSource spec and its status (last fetched and synced commit, the Ready
 condition, per-document results); events are rows beside it. The webhook secret is generated here,
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy import event as sa_event
@@ -31,7 +31,7 @@ from xcloudflow.audit import service as audit
 from xcloudflow.audit.schemas import AuditContext
 from xcloudflow.compose.repo import mask
 from xcloudflow.db.base import utcnow
-from xcloudflow.errors import Conflict, Invalid, NotFound, Unauthorized, Unprocessable
+from xcloudflow.errors import Conflict, Invalid, NotFound, Unauthorized
 from xcloudflow.gitops.models import GitopsEvent, GitopsSource
 from xcloudflow.gitops.schemas import (
     Condition,
@@ -46,6 +46,7 @@ from xcloudflow.gitops.schemas import (
     SourceStatus,
     SourceUpdate,
 )
+from xcloudflow.gitops.urls import check_url
 from xcloudflow.iam import service as iam
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.keys import service as keys
@@ -161,85 +162,6 @@ def _ref_of(ref: GitRef) -> tuple[str, str]:
                 raise Invalid(f"ref {kind} {value!r} is not a valid git ref name", details={"field": "ref"})
             return kind, value
     raise Invalid("ref needs exactly one of branch, tag or commit", details={"field": "ref"})
-
-
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9._-]+):(?P<path>[^/].*|/.+)$")
-_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
-_IPV6 = re.compile(r"^[0-9A-Fa-f:.]+$")
-_ALLOWED = "https://host/path, ssh://[user@]host/path, user@host:path, file:///path or an absolute path"
-
-
-def _bad_url(reason: str, field_name: str = "url") -> Unprocessable:
-    """Never quotes the URL: whatever it carries (a token pasted by mistake) is not echoed."""
-    return Unprocessable(f"url: {reason}", details={"field": field_name}, code="invalid_url")
-
-
-def _check_remote(url: str, scheme: str) -> None:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises on a port that is not a number)
-    except ValueError:
-        raise _bad_url(f"not a valid {scheme}:// URL (bad host or port)") from None
-    host = parts.hostname or ""
-    if not (_HOST.match(host) or (":" in host and _IPV6.match(host))):
-        raise _bad_url(f"a {scheme}:// URL needs a host name ({_ALLOWED})")
-    if parts.password is not None or (scheme == "https" and parts.username is not None):
-        raise _bad_url(
-            "must not carry credentials: store them in a secret (keys username, password) and name it in "
-            "secretRef"
-        )
-    if parts.username is not None and parts.username.startswith("-"):
-        raise _bad_url("the user name must not start with '-'")
-    if not parts.path.strip("/"):
-        raise _bad_url("names no repository (the path after the host is empty)")
-
-
-def check_url(url: str, secret_ref: LocalObjectRef | None, *, local_roots: Sequence[Path]) -> str:
-    """The source URL, or Unprocessable (422) saying why: https, ssh, user@host:path, and file:// or
-    absolute local paths under the allowed roots only. http:// and git:// are refused (unencrypted, and
-    git:// unauthenticated), as are git's `transport::address` helpers and anything option-like."""
-    url = url.strip()
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        raise _bad_url("must not contain spaces or control characters")
-    match = _SCHEME.match(url)
-    scheme = match.group(1).lower() if match else None
-    local = False
-    if scheme in ("https", "ssh"):
-        _check_remote(url, scheme)
-    elif scheme == "file":
-        if not url[len("file://") :].startswith("/"):
-            raise _bad_url("a file:// URL names an absolute local path (file:///srv/repo)")
-        local = True
-    elif scheme in ("http", "git"):
-        raise _bad_url(
-            f"{scheme}:// is not encrypted{' nor authenticated' if scheme == 'git' else ''}: use https:// or ssh://"
-        )
-    elif scheme is not None:
-        raise _bad_url(f"scheme {scheme}:// is not allowed ({_ALLOWED})")
-    elif "::" in url.split("/", 1)[0]:
-        raise _bad_url(f"git remote helpers (transport::address) are not allowed ({_ALLOWED})")
-    elif (scp := _SCP_LIKE.match(url)) is not None:
-        if scp.group("user").startswith("-") or scp.group("host").startswith("-"):
-            raise _bad_url("the user and host of user@host:path must not start with '-'")
-    elif url.startswith("/"):
-        local = True
-    else:
-        raise _bad_url(f"not a git URL nor an absolute path ({_ALLOWED})")
-    if secret_ref is not None and scheme != "https":
-        raise _bad_url(
-            "secretRef (username/password) applies to https repositories; ssh uses the server's keys",
-            "secretRef",
-        )
-    if local:
-        # The sync's own root check (sync.py imports this module, hence the import here).
-        from xcloudflow.gitops.sync import _check_local
-
-        try:
-            _check_local(url, local_roots)
-        except Invalid as exc:
-            raise _bad_url(exc.message) from None
-    return url
 
 
 def _webhook_aad(org_id: int, name: str) -> bytes:
@@ -358,19 +280,13 @@ def create_source(
     SyncRecord(prune=body.prune).store(row)
     session.add(row)
     session.flush()
-    add_event(
-        session=session,
-        source_id=row.id,
-        type="Normal",
-        reason="Created",
-        message=f"source created by {principal.user_name}",
-        now=now,
-    )
-    audit.record(
+    _changed(
         session=session,
         ctx=ctx,
+        row=row,
+        reason="Created",
+        message=f"source created by {principal.user_name}",
         action="gitops.source.create",
-        resource=f"gitops-source/{row.name}",
         details={
             "url": mask(url),
             "ref": {ref_kind: ref_name},
@@ -378,6 +294,7 @@ def create_source(
             "path": path,
             "prune": body.prune,
         },
+        now=now,
     )
     if not row.suspended:
         session.info[_PENDING] = True
@@ -418,20 +335,15 @@ def update_source(
     row.updated_at = now
     session.flush()
     said = ", ".join(f"{k} {'on' if v else 'off'}" for k, v in changed.items())
-    add_event(
-        session=session,
-        source_id=row.id,
-        type="Normal",
-        reason="Updated",
-        message=f"{said} by {principal.user_name}",
-        now=now,
-    )
-    audit.record(
+    _changed(
         session=session,
         ctx=ctx,
+        row=row,
+        reason="Updated",
+        message=f"{said} by {principal.user_name}",
         action="gitops.source.update",
-        resource=f"gitops-source/{row.name}",
         details=changed,
+        now=now,
     )
     return _out(row)
 
@@ -531,6 +443,24 @@ def trim_events(*, session: Session, source_id: int) -> None:
         )
 
 
+def _changed(
+    *,
+    session: Session,
+    ctx: AuditContext,
+    row: GitopsSource,
+    reason: str,
+    message: str,
+    action: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Someone changed a source or asked it to sync: its Normal event and the audit row."""
+    add_event(session=session, source_id=row.id, type="Normal", reason=reason, message=message, now=now)
+    audit.record(
+        session=session, ctx=ctx, action=action, resource=f"gitops-source/{row.name}", details=details
+    )
+
+
 # ---------------------------------------------------------------- what a sync reads and writes
 
 
@@ -609,45 +539,18 @@ def record_result(
         record.orphans = list(orphans)
     record.store(row)
     row.last_attempt_at = now
-    for doc in documents:
-        if doc.result == "published":
-            add_event(
-                session=session,
-                source_id=row.id,
-                type="Normal",
-                reason="Published",
-                message=f"{doc.path}: published {doc.address} version {doc.version}",
-                commit=commit,
-                now=now,
-            )
-        elif doc.result == "pruned":
-            add_event(
-                session=session,
-                source_id=row.id,
-                type="Normal",
-                reason="Pruned",
-                message=f"{doc.path}: removed from Git, deleted config {doc.address}",
-                commit=commit,
-                now=now,
-            )
-        elif doc.result == "failed":
-            where = f"{doc.path}:{doc.line}" if doc.line else doc.path
-            add_event(
-                session=session,
-                source_id=row.id,
-                type="Warning",
-                reason="DocumentFailed",
-                message=f"{where}: {doc.message}",
-                commit=commit,
-                now=now,
-            )
-    for orphan in record.orphans if orphans is not None else ():
+    events = [e for e in map(_document_event, documents) if e is not None]
+    events += [
+        ("Warning", "Orphaned", f"{o.path}: {o.message}")
+        for o in (record.orphans if orphans is not None else ())
+    ]
+    for type_, reason, message in events:
         add_event(
             session=session,
             source_id=row.id,
-            type="Warning",
-            reason="Orphaned",
-            message=f"{orphan.path}: {orphan.message}",
+            type=type_,
+            reason=reason,
+            message=message,
             commit=commit,
             now=now,
         )
@@ -661,41 +564,21 @@ def record_result(
     short = commit[:12]
     if problem is not None:
         set_ready(row, "False", "SyncFailed", f"commit {short}: {problem}", now)
-        add_event(
-            session=session,
-            source_id=row.id,
-            type="Warning",
-            reason="SyncFailed",
-            message=problem,
-            commit=commit,
-            now=now,
-        )
+        type_, reason, message = "Warning", "SyncFailed", problem
     elif counts["failed"]:
         first = next(d for d in documents if d.result == "failed")
-        where = f"{first.path}:{first.line}" if first.line else first.path
-        message = f"commit {short}: {summary}; first failure: {where}: {first.message}"
-        set_ready(row, "False", "DocumentsFailed", message, now)
-        add_event(
-            session=session,
-            source_id=row.id,
-            type="Warning",
-            reason="SyncFailed",
-            message=summary,
-            commit=commit,
-            now=now,
+        failure = f"{_where(first)}: {first.message}"
+        set_ready(
+            row, "False", "DocumentsFailed", f"commit {short}: {summary}; first failure: {failure}", now
         )
+        type_, reason, message = "Warning", "SyncFailed", summary
     else:
         row.last_synced_commit, row.last_synced_at = commit, now
         set_ready(row, "True", "Synced", f"commit {short} synced: {summary}", now)
-        add_event(
-            session=session,
-            source_id=row.id,
-            type="Normal",
-            reason="Synced",
-            message=summary,
-            commit=commit,
-            now=now,
-        )
+        type_, reason, message = "Normal", "Synced", summary
+    add_event(
+        session=session, source_id=row.id, type=type_, reason=reason, message=message, commit=commit, now=now
+    )
     trim_events(session=session, source_id=row.id)
     session.flush()
     audit.record(
@@ -713,6 +596,21 @@ def record_result(
         },
     )
     return _out(row)
+
+
+def _where(doc: DocumentResult) -> str:
+    return f"{doc.path}:{doc.line}" if doc.line else doc.path
+
+
+def _document_event(doc: DocumentResult) -> tuple[str, str, str] | None:
+    """(type, reason, message) of the event a document's result gets; none for `unchanged`."""
+    if doc.result == "published":
+        return "Normal", "Published", f"{doc.path}: published {doc.address} version {doc.version}"
+    if doc.result == "pruned":
+        return "Normal", "Pruned", f"{doc.path}: removed from Git, deleted config {doc.address}"
+    if doc.result == "failed":
+        return "Warning", "DocumentFailed", f"{_where(doc)}: {doc.message}"
+    return None
 
 
 def record_up_to_date(
@@ -824,20 +722,15 @@ def receive_webhook(
         )
         return False, message
     row.next_sync_at = now
-    add_event(
-        session=session,
-        source_id=row.id,
-        type="Normal",
-        reason="WebhookReceived",
-        message=f"push event{' for ' + pushed if pushed else ''}: sync requested",
-        now=now,
-    )
-    audit.record(
+    _changed(
         session=session,
         ctx=ctx,
+        row=row,
+        reason="WebhookReceived",
+        message=f"push event{' for ' + pushed if pushed else ''}: sync requested",
         action="gitops.webhook",
-        resource=f"gitops-source/{row.name}",
         details={"ref": pushed},
+        now=now,
     )
     if not row.suspended:
         session.info[_PENDING] = True

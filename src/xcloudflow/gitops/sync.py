@@ -21,13 +21,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from sqlalchemy.orm import Session
 
 from xcloudflow.audit.schemas import AuditContext
-from xcloudflow.compose.repo import DEFAULT_MAX_UNPACKED_BYTES, RepoLimits, checkout, is_url
+from xcloudflow.compose.repo import DEFAULT_MAX_UNPACKED_BYTES, RepoLimits, checkout
 from xcloudflow.compose.repo import mask as mask_url
 from xcloudflow.conflux import service as conflux
 from xcloudflow.conflux.schemas import ConfigOut, ConfigPut, PublishIn, RetentionPolicy
@@ -38,13 +37,13 @@ from xcloudflow.gitops import prune, render
 from xcloudflow.gitops import service as sources
 from xcloudflow.gitops.documents import ConfigDocument, DocumentProblem, scan
 from xcloudflow.gitops.schemas import DocumentResult, SourceOut
+from xcloudflow.gitops.urls import check_local
 from xcloudflow.iam.schemas import Principal
 from xcloudflow.keys.keyring import Keyring
 from xcloudflow.secrets import service as secret_store
 from xcloudflow.settings import LocalRoots
 
 log = logging.getLogger("xcloudflow.gitops")
-LOCAL_ROOTS_SETTING = "XCF_GITOPS_LOCAL_ROOTS"
 REPO_MAX_BYTES_SETTING = "XCF_GITOPS_REPO_MAX_BYTES"
 
 
@@ -91,23 +90,6 @@ def sync_principal(org_id: int, source: str) -> Principal:
 # ---------------------------------------------------------------- fetching
 
 
-def _check_local(url: str, roots: Sequence[Path]) -> None:
-    """Refuse local paths and file:// outside the organization's allowed roots, naming this domain's
-    setting."""
-    if url.lower().startswith("file://"):
-        local = Path(url[len("file://") :])
-    elif not is_url(url):
-        local = Path(url)
-    else:
-        return
-    resolved = local.resolve()
-    if not any(resolved == r.resolve() or resolved.is_relative_to(r.resolve()) for r in roots):
-        raise Invalid(
-            f"repository {url}: local paths are refused unless under one of this organization's "
-            f"allowed roots (setting {LOCAL_ROOTS_SETTING}; allowed: {', '.join(map(str, roots)) or 'none'})"
-        )
-
-
 def _with_credentials(url: str, values: dict[str, str] | None, secret: str) -> str:
     if values is None:
         raise Invalid(
@@ -129,7 +111,7 @@ def snapshot(
     url = spec.url
     hidden: list[str] = []
     local_roots = options.local_roots.of(spec.org_name)
-    _check_local(url, local_roots)
+    check_local(url, local_roots)
     if spec.secret_ref:
         with db.read() as session:
             values = secret_store.read_values(

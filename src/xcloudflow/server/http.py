@@ -88,15 +88,30 @@ except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
 
-class H11HeadTimeout(H11Protocol):
-    """uvicorn's h11 protocol with the header-read timeout."""
+class _HeadTimeout(asyncio.Protocol):
+    """The header-read timeout, for either of uvicorn's protocols (listed after it as a base): the
+    protocol class says when a request head is complete."""
 
     header_timeout: float | None = None  # None: XCF_HTTP_HEADER_TIMEOUT_SECONDS
+    loop: asyncio.AbstractEventLoop  # the uvicorn protocol's
+    _head: _HeadClock
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head = _HeadClock(_seconds(type(self)))
         self._head.start(self.loop, transport)
+
+    def on_response_complete(self) -> None:
+        self._head.next_request()
+        super().on_response_complete()  # type: ignore[misc]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head.stop()
+        super().connection_lost(exc)
+
+
+class H11HeadTimeout(_HeadTimeout, H11Protocol):
+    """uvicorn's h11 protocol with the header-read timeout."""
 
     def data_received(self, data: bytes) -> None:
         self._head.arm(self.loop)
@@ -105,26 +120,11 @@ class H11HeadTimeout(H11Protocol):
         if self.cycle is not before:  # h11 parsed a request head: uvicorn made a new request cycle
             self._head.head_complete()
 
-    def on_response_complete(self) -> None:
-        self._head.next_request()
-        super().on_response_complete()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._head.stop()
-        super().connection_lost(exc)
-
 
 if HttpToolsProtocol is not None:
 
-    class HttpToolsHeadTimeout(HttpToolsProtocol):
+    class HttpToolsHeadTimeout(_HeadTimeout, HttpToolsProtocol):
         """uvicorn's httptools protocol with the header-read timeout."""
-
-        header_timeout: float | None = None  # None: XCF_HTTP_HEADER_TIMEOUT_SECONDS
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._head = _HeadClock(_seconds(type(self)))
-            self._head.start(self.loop, transport)
 
         def data_received(self, data: bytes) -> None:
             self._head.arm(self.loop)
@@ -133,14 +133,6 @@ if HttpToolsProtocol is not None:
         def on_headers_complete(self) -> None:
             self._head.head_complete()
             super().on_headers_complete()
-
-        def on_response_complete(self) -> None:
-            self._head.next_request()
-            super().on_response_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._head.stop()
-            super().connection_lost(exc)
 
 
 def protocol() -> type[asyncio.Protocol]:
