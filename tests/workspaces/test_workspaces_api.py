@@ -94,7 +94,8 @@ def test_bad_inputs_are_refused(admin: TestClient) -> None:
         ({"project": "p", "name": "x", "terraform_bin": "tofu"}, 400, "absolute path"),
         ({"project": "p", "name": "x", "working_directory": "/abs"}, 400, "no leading '/'"),
         ({"project": "p", "name": "x", "working_directory": "a/../../b"}, 400, "'..'"),
-        ({"project": "p", "name": "x", "drift_interval_minutes": 4}, 400, "at least 5"),
+        ({"project": "p", "name": "x", "drift_interval_minutes": 4}, 400, "must be from 5 to 527040"),
+        ({"project": "p", "name": "x", "drift_interval_minutes": 10**12}, 400, "must be from 5 to 527040"),
         ({"project": "p", "name": "x", "tags": ["has space"]}, 400, "tag 'has space'"),
     ]
     for payload, status, message in cases:

@@ -44,6 +44,7 @@ def agent(
     import sys
     import threading
 
+    from xcloudflow import logformat
     from xcloudflow.agent import Agent
     from xcloudflow.agent.sandbox import UNSANDBOXED_WARNING, sandbox_mode
     from xcloudflow.engines.sandbox import SandboxUnavailable, check_available
@@ -60,7 +61,7 @@ def agent(
         threading.Thread(target=watch_stdin, name="agent-stdin", daemon=True).start()
     if not token:
         fail("no agent pool token: pass --token or set XCF_AGENT_TOKEN (xcf agent-token create)", 2)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logformat.configure()
     try:
         mode = sandbox_mode()
     except ValueError as exc:
@@ -76,11 +77,12 @@ def agent(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     thread = runner.start()
-    typer.echo(f"agent {runner.name} pulling jobs from {server} (concurrency {concurrency})", err=True)
+    agent_log = logging.getLogger("xcloudflow.agent")
+    agent_log.info("agent %s pulling jobs from %s (concurrency %d)", runner.name, server, concurrency)
     while thread.is_alive() and not stop.wait(0.5):
         pass
     if stop.is_set():
-        typer.echo("stopping: running jobs are asked to cancel", err=True)
+        agent_log.info("stopping: running jobs are asked to cancel")
         runner.stop(grace=30.0)
     if runner.error is not None:
         fail(f"agent stopped: {runner.error}")

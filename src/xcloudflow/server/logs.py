@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
-import time
 from typing import Any
 
 from uvicorn.logging import AccessFormatter
 
-FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+from xcloudflow.logformat import FORMAT, UTCFormatter, utc
+
 ACCESS_FORMAT = '%(asctime)s %(levelname)-7s %(name)s: %(client_addr)s - "%(request_line)s" %(status_code)s'
 
 # (method, path) of requests repeated by design; matched on the path without its query string.
@@ -37,20 +37,8 @@ QUIET_REQUESTS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-def _utc(seconds: float | None = None) -> time.struct_time:
-    return time.gmtime(seconds)
-
-
-class UTCFormatter(logging.Formatter):
-    """ISO 8601 UTC timestamps with milliseconds: `2026-12-08T01:50:00.123Z`."""
-
-    converter = staticmethod(_utc)
-    default_time_format = "%Y-%m-%dT%H:%M:%S"
-    default_msec_format = "%s.%03dZ"
-
-
 class UTCAccessFormatter(AccessFormatter):
-    converter = staticmethod(_utc)
+    converter = staticmethod(utc)
     default_time_format = UTCFormatter.default_time_format
     default_msec_format = UTCFormatter.default_msec_format
 
