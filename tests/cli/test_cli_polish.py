@@ -189,6 +189,24 @@ def test_run_ids_are_taken_by_prefix(live_server: str, tmp_path: Path) -> None:
     assert run_id in listed.stdout
 
 
+def test_job_ids_are_taken_by_prefix(live_server: str, tmp_path: Path) -> None:
+    assert xcf(live_server, "workspace", "create", "net/jobs").exit_code == 0
+    root = tmp_path / "config"
+    root.mkdir()
+    (root / "main.tf").write_text('resource "terraform_data" "one" {\n  input = "x"\n}\n')
+    assert xcf(live_server, "workspace", "upload", "net/jobs", str(root)).exit_code == 0
+    assert xcf(live_server, "run", "plan", "net/jobs", "--no-wait").exit_code == 0  # its job stays queued
+    jobs = json.loads(xcf(live_server, "job", "list", "-o", "json").stdout)
+    job_id = next(j["id"] for j in jobs if j["status"] == "queued")
+    shown = xcf(live_server, "job", "show", job_id[:8], "-o", "json")
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["id"] == job_id, shown.output
+    canceled = xcf(live_server, "job", "cancel", job_id[:8], "-o", "json")
+    assert canceled.exit_code == 0, canceled.output
+    assert json.loads(canceled.stdout)["status"] == "canceled"
+    unknown = xcf(live_server, "job", "show", "0000abcd")
+    assert unknown.exit_code == 1 and "no job has an ID starting with 0000abcd" in unknown.output
+
+
 # ---------------------------------------------------------------- errors: one line, no traceback
 
 
@@ -293,9 +311,6 @@ NO_JSON = {
     "conflux diff": "prints a unified diff",
     "compose schema": "prints a JSON Schema (JSON already)",
     "provider install": "prints a CLI configuration block",
-    "agent-token revoke": "owned by the agent commands",
-    "job cancel": "owned by the agent commands",
-    "gitops source delete": "owned by the gitops commands",
 }
 
 

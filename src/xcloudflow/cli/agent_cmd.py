@@ -131,10 +131,16 @@ def agent_token_list(
 
 @token_app.command("revoke")
 def agent_token_revoke(
-    ctx: typer.Context, token_id: int = typer.Argument(...), pool: str = typer.Option(..., "--pool")
+    ctx: typer.Context,
+    token_id: int = typer.Argument(...),
+    pool: str = typer.Option(..., "--pool"),
+    output: Format = OUTPUT,
 ) -> None:
     """Revoke a pool token; agents registered with it are cut off."""
     revoked = _client(ctx).json("DELETE", f"/api/v1/agent-pools/{pool}/tokens/{token_id}")
+    if output is Format.json:
+        emit(revoked, output)
+        return
     typer.echo(f"agent token {revoked['id']} revoked at {revoked['revoked_at']}")
 
 
@@ -155,16 +161,23 @@ def job_list(
     )
 
 
+def _job_id(client: Client, given: str) -> str:
+    """A job's full ID from the full ID or a unique prefix of it (like git)."""
+    return client.resolve_id(given, "job", "/api/v1/jobs", {"limit": 500})
+
+
 @job_app.command("show")
 def job_show(ctx: typer.Context, job_id: str = typer.Argument(...), output: Format = OUTPUT) -> None:
-    """Show one job with its result."""
-    emit(_client(ctx).json("GET", f"/api/v1/jobs/{job_id}"), Format.json if output is Format.json else output)
+    """Show one job with its result (JOB_ID: the full ID or a unique prefix)."""
+    client = _client(ctx)
+    emit(client.json("GET", f"/api/v1/jobs/{_job_id(client, job_id)}"), output)
 
 
 @job_app.command("logs")
 def job_logs(ctx: typer.Context, job_id: str = typer.Argument(...)) -> None:
-    """Print a job's log."""
+    """Print a job's log (JOB_ID: the full ID or a unique prefix)."""
     client = _client(ctx)
+    job_id = _job_id(client, job_id)
     after = 0
     while True:
         page = client.json("GET", f"/api/v1/jobs/{job_id}/logs", params={"after": after})
@@ -176,9 +189,13 @@ def job_logs(ctx: typer.Context, job_id: str = typer.Argument(...)) -> None:
 
 
 @job_app.command("cancel")
-def job_cancel(ctx: typer.Context, job_id: str = typer.Argument(...)) -> None:
-    """Cancel a queued job, or ask its agent to stop it."""
-    job = _client(ctx).json("POST", f"/api/v1/jobs/{job_id}/cancel")
+def job_cancel(ctx: typer.Context, job_id: str = typer.Argument(...), output: Format = OUTPUT) -> None:
+    """Cancel a queued job, or ask its agent to stop it (JOB_ID: the full ID or a unique prefix)."""
+    client = _client(ctx)
+    job = client.json("POST", f"/api/v1/jobs/{_job_id(client, job_id)}/cancel")
+    if output is Format.json:
+        emit(job, output)
+        return
     typer.echo(f"job {job['id']}: {job['status']} (cancel requested at {job['cancel_requested_at']})")
 
 

@@ -231,9 +231,12 @@ def set_source(
 
 
 @source_app.command("delete")
-def delete_source(ctx: typer.Context, name: str = NAME) -> None:
+def delete_source(ctx: typer.Context, name: str = NAME, output: Format = OUTPUT) -> None:
     """Forget a source (configs it published stay)."""
     _client(ctx).request("DELETE", f"/api/v1/gitops/sources/{name}")
+    if output is Format.json:
+        emit({"deleted": name}, output)
+        return
     out.print(f"deleted source {name}", highlight=False)
 
 
