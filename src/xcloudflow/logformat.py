@@ -31,3 +31,6 @@ def configure(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(UTCFormatter(FORMAT))
     logging.basicConfig(level=level, handlers=[handler])
+    # httpx logs every request at info: an agent's long polls would be a line each, every few seconds
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
