@@ -171,16 +171,21 @@ def test_an_ambiguous_prefix_error_names_every_candidate(capsys: pytest.CaptureF
     assert said.count("\n") == 1
 
 
-def test_run_ids_are_taken_by_prefix(live_server: str, tmp_path: Path) -> None:
-    assert xcf(live_server, "workspace", "create", "net/prefix").exit_code == 0
+def _queued_plan(live_server: str, tmp_path: Path, address: str) -> str:
+    """A workspace with one resource and a plan run that stays queued (no agent): the run's ID."""
+    assert xcf(live_server, "workspace", "create", address).exit_code == 0
     root = tmp_path / "config"
     root.mkdir()
     (root / "main.tf").write_text('resource "terraform_data" "one" {\n  input = "x"\n}\n')
-    assert xcf(live_server, "workspace", "upload", "net/prefix", str(root)).exit_code == 0
-    started = xcf(live_server, "run", "plan", "net/prefix", "--no-wait")  # no agent: it stays queued
+    assert xcf(live_server, "workspace", "upload", address, str(root)).exit_code == 0
+    started = xcf(live_server, "run", "plan", address, "--no-wait")
     assert started.exit_code == 0, started.output
-    run_id = started.stdout.strip()
-    assert re.fullmatch(r"[0-9a-f-]{36}", run_id), started.stdout
+    return started.stdout.strip()
+
+
+def test_run_ids_are_taken_by_prefix(live_server: str, tmp_path: Path) -> None:
+    run_id = _queued_plan(live_server, tmp_path, "net/prefix")
+    assert re.fullmatch(r"[0-9a-f-]{36}", run_id), run_id
     shown = xcf(live_server, "run", "show", run_id[:8], "-o", "json")
     assert shown.exit_code == 0 and json.loads(shown.stdout)["id"] == run_id, shown.output
     canceled = xcf(live_server, "run", "cancel", run_id[:8], "-o", "json")
@@ -190,12 +195,7 @@ def test_run_ids_are_taken_by_prefix(live_server: str, tmp_path: Path) -> None:
 
 
 def test_job_ids_are_taken_by_prefix(live_server: str, tmp_path: Path) -> None:
-    assert xcf(live_server, "workspace", "create", "net/jobs").exit_code == 0
-    root = tmp_path / "config"
-    root.mkdir()
-    (root / "main.tf").write_text('resource "terraform_data" "one" {\n  input = "x"\n}\n')
-    assert xcf(live_server, "workspace", "upload", "net/jobs", str(root)).exit_code == 0
-    assert xcf(live_server, "run", "plan", "net/jobs", "--no-wait").exit_code == 0  # its job stays queued
+    _queued_plan(live_server, tmp_path, "net/jobs")  # its plan job stays queued
     jobs = json.loads(xcf(live_server, "job", "list", "-o", "json").stdout)
     job_id = next(j["id"] for j in jobs if j["status"] == "queued")
     shown = xcf(live_server, "job", "show", job_id[:8], "-o", "json")
