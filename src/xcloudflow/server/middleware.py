@@ -195,14 +195,19 @@ class EdgeMiddleware:
         ctx: AppContext = scope["app"].state.ctx
 
         def refusal() -> str | None:
+            # One lookup on the common path: agent and job tokens carry their prefix, so an API
+            # token (Terraform's, the CLI's) is looked up as one directly, not after three misses.
             with ctx.db.read() as session:
-                if agents.token_kind(session=session, token=token) is not None:
+                if (
+                    token.startswith(_AGENT_TOKEN_PREFIXES)
+                    and agents.token_kind(session=session, token=token) is not None
+                ):
                     return None
                 try:  # say why an API token is refused (revoked, expired, user disabled)
                     iam.authenticate(session=session, token=token)
                 except Unauthorized as exc:
                     return exc.message
-                return "the token is not valid"  # pragma: no cover - token_kind said it is not
+                return None
 
         refused: str | None = await run_in_threadpool(refusal)
         return None if refused is None else errors.edge_response(Request(scope), 401, refused)
