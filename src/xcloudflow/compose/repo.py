@@ -122,7 +122,8 @@ def _git(args: Sequence[str], *, cwd: Path | None, timeout: float, what: str) ->
     return done.stdout
 
 
-def _under(path: Path, roots: Sequence[Path]) -> bool:
+def under(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether `path` (symbolic links resolved) is one of `roots` or inside one."""
     resolved = path.resolve()
     return any(resolved == r.resolve() or resolved.is_relative_to(r.resolve()) for r in roots)
 
@@ -283,7 +284,7 @@ def checkout(
         tree = Path(tmp) / "tree"
         tree.mkdir()
         if local is not None:
-            if not _under(local, local_roots):
+            if not under(local, local_roots):
                 raise Invalid(
                     f"repository {shown}: local paths are refused unless under an allowed root "
                     f"(setting {LOCAL_ROOTS_SETTING}; allowed: {', '.join(map(str, local_roots)) or 'none'})"

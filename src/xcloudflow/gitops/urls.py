@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from xcloudflow.compose.repo import is_url
+from xcloudflow.compose.repo import is_url, under
 from xcloudflow.errors import Invalid, Unprocessable
 from xcloudflow.gitops.schemas import LocalObjectRef
 
@@ -103,8 +103,7 @@ def check_local(url: str, roots: Sequence[Path]) -> None:
         local = Path(url)
     else:
         return
-    resolved = local.resolve()
-    if not any(resolved == r.resolve() or resolved.is_relative_to(r.resolve()) for r in roots):
+    if not under(local, roots):
         raise Invalid(
             f"repository {url}: local paths are refused unless under one of this organization's "
             f"allowed roots (setting {LOCAL_ROOTS_SETTING}; allowed: {', '.join(map(str, roots)) or 'none'})"
