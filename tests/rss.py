@@ -1,12 +1,33 @@
-"""Peak memory of the test process, for the bounded-input tests (the server runs in-process)."""
+"""Peak memory of the test process, for the bounded-input tests (the server runs in-process).
+
+The peak is reset before the measured block (Linux `clear_refs`), so a block is measured on its own,
+whatever earlier tests in the same process peaked at.
+"""
 
 from __future__ import annotations
 
-import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 MiB = 1024 * 1024
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> int:
+    """Reset this process's peak RSS to its current RSS (Linux clear_refs); returns the RSS in bytes."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kib("VmRSS") * 1024
+
+
+def peak_rss() -> int:
+    return _status_kib("VmHWM") * 1024
 
 
 class PeakGrowth:
@@ -15,8 +36,8 @@ class PeakGrowth:
 
 @contextmanager
 def peak_rss_growth() -> Iterator[PeakGrowth]:
-    """How much the process's peak RSS rose inside the block (ru_maxrss, KiB on Linux)."""
+    """How far the process's RSS peaked above its RSS at the start of the block."""
     growth = PeakGrowth()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = reset_peak_rss()
     yield growth
-    growth.mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    growth.mib = (peak_rss() - before) / MiB

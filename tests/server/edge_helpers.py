@@ -7,27 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
-
-MiB = 1024 * 1024
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/self/status")
-
-
-def reset_peak_rss() -> int:
-    """Reset this process's peak RSS to its current RSS (Linux clear_refs); returns the RSS in bytes."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_kib("VmRSS") * 1024
-
-
-def peak_rss() -> int:
-    return _status_kib("VmHWM") * 1024
 
 
 def json_list_chunks(total: int, chunk: int = 256 * 1024) -> Iterator[bytes]:

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.conftest import ADMIN_TOKEN, make_user_token, serve_app
-from tests.server.edge_helpers import MiB, json_list_chunks, peak_rss, reset_peak_rss, send_chunked
+from tests.rss import MiB, peak_rss, reset_peak_rss
+from tests.server.edge_helpers import json_list_chunks, send_chunked
 from xcloudflow.audit.models import AuditLog
 from xcloudflow.db import Database
 from xcloudflow.server.app import create_app
